@@ -1,0 +1,233 @@
+"""holefill command line: serve | complete | context | resolve | merge-driver | bench | model."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from holefill.config import Settings
+
+BENCH_SUITES = ("engine", "latency", "nextline", "merge")
+
+
+def _add_model_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="'embedded' (default), a local HF directory or hub id")
+    parser.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--dtype", help="auto | float32 | bfloat16 | int8")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    flags = {k: getattr(args, k, None) for k in ("model", "device", "dtype", "threads",
+                                                 "max_new_tokens", "drafts")}
+    if getattr(args, "no_token_healing", False):
+        flags["token_healing"] = False
+    return settings.updated({k: v for k, v in flags.items() if v is not None})
+
+
+def parse_location(spec: str) -> tuple[Path, int, int]:
+    """FILE:LINE:COL with 1-based line and column (in characters)."""
+    try:
+        path, line, col = spec.rsplit(":", 2)
+        line_no, col_no = int(line), int(col)
+    except ValueError:
+        raise SystemExit(f"holefill: expected FILE:LINE:COL, got {spec!r}") from None
+    if line_no < 1 or col_no < 1:
+        raise SystemExit("holefill: LINE and COL are 1-based")
+    return Path(path), line_no, col_no
+
+
+def read_source(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SystemExit(f"holefill: cannot read {path}: {exc.strerror}") from None
+    return data.decode("utf-8", errors="replace")
+
+
+def offset_of(text: str, line: int, col: int) -> int:
+    """Character offset of 1-based (line, col); a column past the line's end means its end."""
+    lines = text.split("\n")
+    if line > len(lines):
+        raise SystemExit(f"holefill: line {line} is past the end of the file ({len(lines)} lines)")
+    before = sum(len(s) + 1 for s in lines[: line - 1])
+    return before + min(col - 1, len(lines[line - 1]))
+
+
+def cmd_complete(args: argparse.Namespace) -> int:
+    from holefill.completion.engine import CompletionEngine, CompletionRequest
+    from holefill.completion.model import ModelError
+
+    path, line, col = parse_location(args.location)
+    text = read_source(path)
+    offset = offset_of(text, line, col)
+    try:
+        engine = CompletionEngine.load(_settings(args))
+    except ModelError as exc:
+        print(f"holefill: {exc}", file=sys.stderr)
+        return 2
+    result = engine.complete(CompletionRequest(text=text, offset=offset, path=str(path),
+                                               max_new_tokens=args.max_new_tokens))
+    if args.json:
+        print(json.dumps({
+            "items": [{"text": d.text, "score": round(d.score, 4)} for d in result.items],
+            "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()},
+            "model": result.model,
+        }, indent=2))
+    elif not result.items:
+        print("(no suggestion)", file=sys.stderr)
+    else:
+        for i, draft in enumerate(result.items):
+            if len(result.items) > 1:
+                print(f"--- draft {i + 1} (score {draft.score:.3f})")
+            print(draft.text)
+    return 0
+
+
+def cmd_context(args: argparse.Namespace) -> int:
+    from holefill.completion.postprocess import analyze_cursor
+
+    path, line, col = parse_location(args.location)
+    text = read_source(path)
+    offset = offset_of(text, line, col)
+    ctx = analyze_cursor(text, offset)
+    settings = _settings(args)
+    # The prompt is the file text before the cursor, cut to the window the engine uses;
+    # typed-hole and API context blocks come with their own issues.
+    from holefill.completion.engine import prompt_window
+
+    prefix = prompt_window(text, offset, settings.max_prompt_tokens)
+    info = {"path": str(path), "line": line, "column": col, "offset": offset,
+            "mode": ctx.mode, "indent": ctx.indent, "indent_unit": ctx.indent_unit,
+            "line_prefix": ctx.line_prefix, "line_suffix": ctx.line_suffix, "prompt": prefix}
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            if key != "prompt":
+                print(f"{key}: {value!r}")
+        print("--- prompt ---")
+        print(prefix)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from holefill.lsp_server.server import run_server
+
+    run_server(_settings(args), tcp=args.tcp)
+    return 0
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    from holefill.completion.model import ModelError, cache_dir, embedded_model_dir
+
+    settings = _settings(args)
+    try:
+        if args.action == "fetch":
+            path, gguf = embedded_model_dir()
+            print(f"embedded model ready: {path} (from {gguf})")
+            return 0
+        from holefill.completion.engine import CompletionEngine
+
+        engine = CompletionEngine.load(settings)
+    except ModelError as exc:
+        print(f"holefill: {exc}", file=sys.stderr)
+        return 2
+    info = engine.info
+    data = {
+        "model": info.name, "source": info.source, "path": info.path,
+        "architecture": info.architecture, "decoder": info.decoder, "device": info.device,
+        "dtype": info.dtype, "load_s": round(info.load_s, 2), "cache_dir": str(cache_dir()),
+    }
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        width = max(map(len, data))
+        for key, value in data.items():
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
+    module = importlib.import_module(f"holefill.benchmarks.{args.suite}")
+    parser = argparse.ArgumentParser(prog=f"holefill bench {args.suite}")
+    parser.add_argument("--json", dest="json_out", metavar="OUT", help="write results as JSON")
+    parser.add_argument("--plot", metavar="OUT.png", help="write a plot (suites that have one)")
+    _add_model_flags(parser)
+    module.add_arguments(parser)
+    bench_args = parser.parse_args(rest)
+    bench_args.settings = _settings(bench_args)
+    results = module.run(bench_args)
+    text = json.dumps(results, indent=2)
+    print(text)
+    if bench_args.json_out:
+        Path(bench_args.json_out).write_text(text + "\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="holefill", description=__doc__)
+    parser.add_argument("--log-level", default=os.environ.get("HOLEFILL_LOG_LEVEL", "warning"))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("complete", help="print a completion for FILE:LINE:COL (1-based)")
+    p.add_argument("location", metavar="FILE:LINE:COL")
+    p.add_argument("--workspace", help="workspace root (default: the file's directory)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--max-new-tokens", type=int)
+    p.add_argument("--drafts", type=int)
+    p.add_argument("--no-token-healing", action="store_true")
+    _add_model_flags(p)
+    p.set_defaults(func=cmd_complete)
+
+    p = sub.add_parser("context", help="print the hole context and prompt for FILE:LINE:COL")
+    p.add_argument("location", metavar="FILE:LINE:COL")
+    p.add_argument("--workspace")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_context)
+
+    p = sub.add_parser("serve", help="language server on stdio (or --tcp HOST:PORT)")
+    p.add_argument("--tcp", metavar="[HOST:]PORT", help="listen on TCP (default host 127.0.0.1)")
+    _add_model_flags(p)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("model", help="model info | fetch")
+    p.add_argument("action", choices=("info", "fetch"))
+    p.add_argument("--json", action="store_true")
+    _add_model_flags(p)
+    p.set_defaults(func=cmd_model)
+
+    p = sub.add_parser("bench", help=f"run a benchmark suite: {', '.join(BENCH_SUITES)}",
+                       add_help=False)
+    p.add_argument("suite", choices=BENCH_SUITES)
+    p.set_defaults(func=cmd_bench)
+
+    try:
+        from holefill.merge.cli import register as register_merge
+    except ImportError:
+        register_merge = None
+    if register_merge is not None:
+        register_merge(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.func is cmd_bench:
+        return cmd_bench(args, rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Token healing: the cursor usually sits inside a token (RESEARCH §9).
+
+A prompt that ends after indentation or mid-identifier tokenises into a final token that rarely
+precedes real code ("\\n" + 8 spaces as one token where real code has "\\n" + 7 spaces and
+" self"); the model then answers with a blank line. We back the prompt off to the previous token
+boundary and constrain the first generated tokens to re-spell the removed characters.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+
+MAX_HEAL_CHARS = 48
+
+
+class TokenTexts:
+    """Decoded text of every vocabulary entry, indexed by first character for cheap lookups."""
+
+    def __init__(self, tokenizer) -> None:
+        size = len(tokenizer)
+        self.texts: list[str] = tokenizer.batch_decode([[i] for i in range(size)])
+        special = set(getattr(tokenizer, "all_special_ids", []) or [])
+        by_first: dict[str, list[int]] = defaultdict(list)
+        for i, t in enumerate(self.texts):
+            # Partial UTF-8 byte tokens decode to U+FFFD and cannot be matched against text.
+            if t and i not in special and "\ufffd" not in t:
+                by_first[t[0]].append(i)
+        self._by_first = dict(by_first)
+
+    def text(self, token: int) -> str:
+        return self.texts[token] if 0 <= token < len(self.texts) else ""
+
+    def allowed(self, remaining: str) -> torch.Tensor:
+        """Ids of tokens that start with `remaining` or are a prefix of it."""
+        ids = [
+            i for i in self._by_first.get(remaining[:1], ())
+            if self.texts[i].startswith(remaining) or remaining.startswith(self.texts[i])
+        ]
+        return torch.tensor(ids, dtype=torch.long)
+
+
+def back_off(ids: list[int], vocab: TokenTexts) -> tuple[list[int], str]:
+    """Drop the prompt's last token; return (shorter ids, the characters to re-spell).
+
+    The last token is dropped whatever it is (the cursor may end inside it); a token whose text
+    cannot be matched (special, partial UTF-8, very long) is kept and nothing is healed.
+    """
+    if len(ids) < 2:
+        return ids, ""
+    removed = vocab.text(ids[-1])
+    if not removed or "\ufffd" in removed or len(removed) > MAX_HEAL_CHARS:
+        return ids, ""
+    if not vocab.allowed(removed).numel():
+        return ids, ""
+    return ids[:-1], removed

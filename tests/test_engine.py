@@ -1,0 +1,131 @@
+"""The completion engine on the real embedded model (slow: loads SmolLM2-135M)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from holefill.completion.decoder import Decoder
+from holefill.completion.engine import CompletionEngine, CompletionRequest, prompt_window
+from holefill.config import Settings
+
+pytestmark = pytest.mark.slow
+
+STACK = '''class Stack:
+    """A last-in first-out stack."""
+
+    def __init__(self):
+        self.items = []
+
+    def push(self, item):
+        self.items.append(item)
+
+    def pop(self):
+'''
+
+
+@pytest.fixture(scope="module")
+def engine() -> CompletionEngine:
+    return CompletionEngine.load(Settings(max_new_tokens=24))
+
+
+def complete(engine, text, offset=None, **kw):
+    offset = len(text) if offset is None else offset
+    return engine.complete(CompletionRequest(text=text, offset=offset, **kw))
+
+
+def test_fp32_decoder_matches_transformers_on_real_code(engine):
+    import json
+
+    source = open(json.__file__.replace("__init__.py", "decoder.py"), encoding="utf-8").read()
+    ids = torch.tensor(engine.encode(source)[:600])
+    dec = Decoder(engine.hf_model, "float32")
+    cache = dec.new_cache(700)
+    ours = torch.cat(
+        [dec.forward(cache, ids[:500], all_logits=True)]
+        + [dec.forward(cache, ids[i : i + 1]) for i in range(500, 600)]
+    )
+    with torch.inference_mode():
+        ref = engine.hf_model(ids[None]).logits[0].float()
+    assert (ours - ref).abs().max().item() <= 1e-4
+
+
+def test_block_start_gets_code_not_a_blank_line(engine):
+    result = complete(engine, STACK + "        ")
+    assert result.items, result
+    text = result.items[0].text
+    assert text.strip(), "empty suggestion"
+    assert not text.startswith("\n")
+    # The body of pop refers to the stack's own attribute.
+    assert "self.items" in text or "return" in text
+
+
+def test_mid_identifier_is_completed_not_restarted(engine):
+    doc = STACK + "        return self.ite"
+    result = complete(engine, doc)
+    assert result.items
+    # The inserted text continues the identifier being typed: `self.ite|` -> `self.items...`
+    assert result.items[0].text.startswith("ms"), result.items[0].text
+
+
+def test_without_token_healing_the_identifier_is_broken(engine):
+    """The failure the healing fixes, measured on the same cursor (documents the baseline)."""
+    engine.settings = engine.settings.updated({"token_healing": False})
+    try:
+        result = complete(engine, STACK + "        return self.ite")
+    finally:
+        engine.settings = engine.settings.updated({"token_healing": True})
+    text = result.items[0].text if result.items else ""
+    assert not text.startswith("ms")
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        'def greet(name):\n    return "Hello, ',  # mid-string
+        "def add(a, b):\n    return a +",  # after an operator
+        "import math\n\ndef area(radius):\n    return math.pi * (",  # after a bracket
+    ],
+)
+def test_other_cursor_kinds_give_a_same_line_suggestion(engine, doc):
+    result = complete(engine, doc)
+    assert result.items
+    text = result.items[0].text
+    assert text.strip() and "\n" not in text
+
+
+def test_prefix_reuse_gives_the_same_suggestion_as_a_fresh_prompt(engine):
+    doc = STACK + "        if not self.items:\n            "
+    fresh = complete(engine, doc)
+    complete(engine, doc[:-30], doc_id="file:///reuse.py")
+    reused = complete(engine, doc, doc_id="file:///reuse.py")
+    assert reused.reused_tokens > 0
+    assert reused.prompt_tokens - reused.reused_tokens < 15
+    assert [d.text for d in reused.items] == [d.text for d in fresh.items]
+    engine.forget("file:///reuse.py")
+
+
+def test_cancellation_stops_between_tokens(engine):
+    calls = []
+
+    def cancelled() -> bool:
+        calls.append(1)
+        return len(calls) > 3
+
+    result = engine.complete(
+        CompletionRequest(text=STACK + "        ", offset=len(STACK) + 8), cancelled
+    )
+    assert result.cancelled and not result.items
+
+
+def test_cursor_past_the_end_and_empty_file_do_not_crash(engine):
+    assert complete(engine, "x = 1\n", offset=10_000).cancelled is False
+    assert complete(engine, "", offset=0).cancelled is False
+
+
+def test_prompt_window_cut_is_stable_while_typing():
+    text = "".join(f"value_{i} = compute({i})\n" for i in range(3000))
+    a = prompt_window(text, len(text) - 100, 1000)
+    b = prompt_window(text, len(text) - 99, 1000)
+    assert len(a) <= 3000 and a.startswith("value_")
+    assert b.startswith(a)  # same cut point: the cached prefix stays valid
