@@ -12,7 +12,7 @@ from pathlib import Path
 
 from holefill.config import Settings
 
-BENCH_SUITES = ("engine", "latency", "nextline", "merge")
+BENCH_SUITES = ("engine", "latency", "nextline", "edits", "merge")
 
 
 def _add_model_flags(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +25,7 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
 def _settings(args: argparse.Namespace) -> Settings:
     settings = Settings.from_env()
     flags = {k: getattr(args, k, None) for k in ("model", "device", "dtype", "threads",
-                                                 "max_new_tokens", "drafts")}
+                                                 "max_new_tokens")}
     if getattr(args, "no_token_healing", False):
         flags["token_healing"] = False
     return settings.updated({k: v for k, v in flags.items() if v is not None})
@@ -100,7 +100,7 @@ def cmd_context(args: argparse.Namespace) -> int:
     settings = _settings(args)
     # The prompt is the file text before the cursor, cut to the window the engine uses;
     # typed-hole and API context blocks come with their own issues.
-    from holefill.completion.engine import prompt_window
+    from holefill.kvcache.window import prompt_window
 
     prefix = prompt_window(text, offset, settings.max_prompt_tokens)
     info = {"path": str(path), "line": line, "column": col, "offset": offset,
@@ -181,7 +181,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workspace", help="workspace root (default: the file's directory)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--max-new-tokens", type=int)
-    p.add_argument("--drafts", type=int)
     p.add_argument("--no-token-healing", action="store_true")
     _add_model_flags(p)
     p.set_defaults(func=cmd_complete)

@@ -1,0 +1,147 @@
+"""holefill's language server (pygls 2): the whole LSP surface. Handlers are thin and async; they
+delegate to features.py (completion, loading, configuration), engine_host.py (the model on its own
+thread) and documents.py (positions)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
+
+from holefill import __version__
+from holefill.config import Settings
+from holefill.lsp_server import features, logs, merge_hooks, transport
+from holefill.lsp_server.engine_host import EngineFactory, EngineHost, default_engine_factory
+
+
+class HolefillProtocol(LanguageServerProtocol):
+    """pygls' protocol, plus: the `formattingOptions` a client may send with an inline
+    completion request (lsprotocol's type would drop them) are kept by request id, and each
+    didChange is turned into engine cache edits against the text before pygls applies it."""
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> Any:
+        features.cache_edits(self._server, params)  # type: ignore[arg-type]
+        return (yield from super().lsp_text_document__did_change(params))
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        message = super().structure_message(data)
+        if data.get("method") == types.TEXT_DOCUMENT_INLINE_COMPLETION and "id" in data:
+            params = data.get("params")
+            if isinstance(params, dict) and isinstance(params.get("formattingOptions"), dict):
+                kept = self._server.formatting  # type: ignore[attr-defined]
+                kept[data["id"]] = params["formattingOptions"]
+                if len(kept) > 64:  # requests cancelled before their handler ran
+                    del kept[next(iter(kept))]
+        return message
+
+
+class HolefillServer(LanguageServer):
+    def __init__(self, settings: Settings, engine_factory: EngineFactory) -> None:
+        super().__init__("holefill", __version__, protocol_cls=HolefillProtocol)
+        self.settings = settings
+        self.host = EngineHost(engine_factory)
+        self.jedi_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="holefill-jedi")
+        self.formatting: dict[Any, dict[str, Any]] = {}
+        self.background: set[Any] = set()
+        self.is_initialized = False
+
+    @property
+    def inline_client(self) -> bool:
+        return (
+            getattr(self.client_capabilities.text_document, "inline_completion", None) is not None
+        )
+
+    @property
+    def model_name(self) -> str:
+        return str(getattr(getattr(self.host.engine, "info", None), "name", self.settings.model))
+
+    @property
+    def root_path(self) -> str | None:
+        return self.workspace.root_path
+
+    def take_formatting(self) -> dict[str, Any] | None:
+        return self.formatting.pop(self.protocol.msg_id, None)
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """Errors outside a request are logged, never shown (no message storms)."""
+        features.log.error("internal error (%s): %s", source.__name__, type(error).__name__)
+
+    def shutdown(self) -> None:
+        self.host.close()
+        self.jedi_executor.shutdown(wait=False, cancel_futures=True)
+        super().shutdown()
+
+
+def create_server(
+    settings: Settings, engine_factory: EngineFactory = default_engine_factory
+) -> HolefillServer:
+    server = HolefillServer(settings, engine_factory)
+
+    @server.feature(types.INITIALIZE)
+    async def initialize(ls: HolefillServer, params: types.InitializeParams) -> None:
+        features.initialization_options(ls, params.initialization_options)
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(ls: HolefillServer, params: types.InitializedParams) -> None:
+        ls.is_initialized = True
+        logs.attach_client_logs(ls)
+        features.start_loading(ls)
+
+    @server.feature(
+        types.TEXT_DOCUMENT_INLINE_COMPLETION,
+        types.InlineCompletionOptions(work_done_progress=False),
+    )
+    async def inline_completion(
+        ls: HolefillServer, params: types.InlineCompletionParams
+    ) -> types.InlineCompletionList:
+        return await features.inline_completion(ls, params, ls.take_formatting())
+
+    @server.feature(
+        types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=["."])
+    )
+    async def completion(
+        ls: HolefillServer, params: types.CompletionParams
+    ) -> types.CompletionList:
+        return await features.completion(ls, params)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(
+        ls: HolefillServer, params: types.DidChangeConfigurationParams
+    ) -> None:
+        await features.change_configuration(ls, params.settings)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    async def did_open(ls: HolefillServer, params: types.DidOpenTextDocumentParams) -> None:
+        merge_hooks.publish_diagnostics(ls, params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    async def did_change(ls: HolefillServer, params: types.DidChangeTextDocumentParams) -> None:
+        merge_hooks.publish_diagnostics(ls, params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    async def did_close(ls: HolefillServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.host.forget(params.text_document.uri)
+        merge_hooks.clear_diagnostics(ls, params.text_document.uri)
+
+    @server.feature(types.SHUTDOWN)
+    async def shutdown(ls: HolefillServer, params: None) -> None:
+        ls.host.cancel_all()
+
+    merge_hooks.register(server)  # merge-conflict diagnostics and code actions, when available
+    return server
+
+
+def run_server(settings: Settings, tcp: str | None = None) -> None:
+    """Serve LSP on stdio, or on TCP at "HOST:PORT" / "PORT" (host 127.0.0.1 unless given)."""
+    logs.setup_logging(settings)
+    address = transport.parse_tcp(tcp) if tcp is not None else None
+    server = create_server(settings)
+    if address is None:
+        transport.serve_stdio(server)
+    else:
+        transport.serve_tcp(server, *address)
