@@ -18,11 +18,14 @@ class Settings:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: str = "auto"  # auto | float32 | bfloat16 | int8 (weight-only, CPU)
     max_new_tokens: int = 48
-    drafts: int = 1
-    # Characters of file text before the cursor put in the prompt (then cut to a token budget).
+    # Tokens of file text before the cursor put in the prompt.
     max_prompt_tokens: int = 1536
     token_healing: bool = True
-    compile: bool = False  # torch.compile the decode step
+    # KV cache across edits: pie (rotate shifted keys) | prefix (re-encode after the edit) | full
+    cache_mode: str = "pie"
+    cache_budget_mb: int = 1024  # KV sessions of all open documents together
+    # Re-encode a session in idle time once PIE-edited tokens exceed this share of its cache.
+    refresh_threshold: float = 0.3
     threads: int = 0  # torch intra-op threads; 0 = torch default
     log_level: str = "info"
     debug_log_source: bool = False  # logs hold no source text unless this is on
@@ -72,6 +75,8 @@ def _coerce(type_name: Any, value: Any, name: str) -> Any:
             return bool(value)
         if type_name == "int":
             return int(value)
+        if type_name == "float":
+            return float(value)
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"setting {name!r}: cannot use {value!r} ({exc})") from exc

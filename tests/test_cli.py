@@ -14,8 +14,13 @@ EXAMPLE = ROOT / "examples" / "inventory.py"
 
 
 def holefill(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "holefill.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "holefill.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 @pytest.mark.slow
@@ -48,12 +53,15 @@ def test_context_shows_the_cursor_and_prompt():
     assert data["prompt"].endswith('"""The value of everything in stock."""\n        ')
 
 
-@pytest.mark.parametrize("location, message", [
-    ("examples/inventory.py", "FILE:LINE:COL"),
-    ("examples/inventory.py:0:1", "1-based"),
-    ("examples/inventory.py:9999:1", "past the end"),
-    ("examples/missing.py:1:1", "cannot read"),
-])
+@pytest.mark.parametrize(
+    "location, message",
+    [
+        ("examples/inventory.py", "FILE:LINE:COL"),
+        ("examples/inventory.py:0:1", "1-based"),
+        ("examples/inventory.py:9999:1", "past the end"),
+        ("examples/missing.py:1:1", "cannot read"),
+    ],
+)
 def test_bad_locations_are_clear_errors(location, message):
     proc = holefill("context", location)
     assert proc.returncode != 0

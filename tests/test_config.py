@@ -9,8 +9,14 @@ from holefill.config import Settings
 
 
 def test_environment_overrides_defaults():
-    s = Settings.from_env({"HOLEFILL_MAX_NEW_TOKENS": "12", "HOLEFILL_TOKEN_HEALING": "false",
-                           "HOLEFILL_MODEL": "/models/x", "OTHER": "1"})
+    s = Settings.from_env(
+        {
+            "HOLEFILL_MAX_NEW_TOKENS": "12",
+            "HOLEFILL_TOKEN_HEALING": "false",
+            "HOLEFILL_MODEL": "/models/x",
+            "OTHER": "1",
+        }
+    )
     assert (s.max_new_tokens, s.token_healing, s.model) == (12, False, "/models/x")
     assert s.device == Settings().device
 

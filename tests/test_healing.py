@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from holefill.completion import healing
+from holefill.kvcache.session import KVSession
 
 pytestmark = pytest.mark.slow
 
@@ -30,16 +31,32 @@ def ids_of(tok, text):
     return tok(text, add_special_tokens=False)["input_ids"]
 
 
-@pytest.mark.parametrize(
-    "prompt, removed",
-    [
-        ("def f(x):\n        ", "\n        "),  # indentation of a new line is one token
-    ],
-)
-def test_back_off_removes_the_token_the_cursor_is_in(tok, vocab, prompt, removed):
-    ids, heal = healing.back_off(ids_of(tok, prompt), vocab)
-    assert heal == removed
-    assert tok.decode(ids) + heal == prompt
+class NoModel:  # prompt_at needs tokens only; no cache is written here
+    device = "cpu"
+
+    def new_cache(self, capacity):
+        return None
+
+
+def prompt_state(tok, text, cursor):
+    def tokenize(t):
+        enc = tok(t, add_special_tokens=False, return_offsets_mapping=True)
+        return enc["input_ids"], [e for _, e in enc["offset_mapping"]]
+
+    session = KVSession(NoModel(), tokenize, capacity_tokens=4000, scratch_tokens=0)
+    session.reset(text, cursor)
+    return session, session.prompt_at(cursor)
+
+
+@pytest.mark.parametrize("doc, heal", [
+    ("def f(x):\n        ", "\n        "),  # indentation of a new line is one token
+    ("x = self.ite", "ite"),  # mid-identifier
+    ("def f(x):\n    return x +", " +"),  # after an operator
+])
+def test_prompt_ends_before_the_token_the_cursor_is_in(tok, doc, heal):
+    session, state = prompt_state(tok, doc, len(doc))
+    assert state.heal == heal
+    assert tok.decode(session.tokens[:state.k]) + state.heal == doc
 
 
 def test_allowed_tokens_respell_the_removed_text(tok, vocab):
@@ -52,15 +69,14 @@ def test_allowed_tokens_respell_the_removed_text(tok, vocab):
     assert vocab.text(seven) in texts
 
 
+def test_partial_utf8_tokens_are_never_allowed(tok, vocab):
+    assert all("\ufffd" not in vocab.text(int(i)) for i in vocab.allowed("é"))
+
+
 @settings(max_examples=60, deadline=None)
-@given(st.text(alphabet="abcxyz_ ()=:.\n\t'\"0123", min_size=2, max_size=40))
-def test_backed_off_prompt_plus_heal_is_the_original_text(tok, vocab, text):
-    ids, heal = healing.back_off(ids_of(tok, text), vocab)
-    assert tok.decode(ids) + heal == text
-    if heal:
-        assert len(vocab.allowed(heal)) > 0
-
-
-def test_nothing_to_heal_in_a_one_token_prompt(tok, vocab):
-    ids = ids_of(tok, "x")
-    assert healing.back_off(ids, vocab) == (ids, "")
+@given(text=st.text(alphabet="abcxyz_ ()=:.\n\t'\"0123é€", min_size=1, max_size=40),
+       data=st.data())
+def test_prompt_plus_heal_is_the_text_before_the_cursor(tok, text, data):
+    cursor = data.draw(st.integers(0, len(text)))
+    session, state = prompt_state(tok, text, cursor)
+    assert tok.decode(session.tokens[:state.k]) + state.heal == text[:cursor]

@@ -47,9 +47,16 @@ def test_local_directory_model_uses_the_same_path(tmp_path):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(path))
-    tiny = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32,
-                                        intermediate_size=64, num_hidden_layers=1,
-                                        num_attention_heads=2, num_key_value_heads=1))
+    tiny = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+        )
+    )
     tiny.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
     loaded = load_model(str(tmp_path), dtype="float32")

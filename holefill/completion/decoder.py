@@ -159,10 +159,13 @@ class Decoder:
     @torch.inference_mode()
     def forward(self, cache: KVCache, ids: torch.Tensor | None = None,
                 embeds: torch.Tensor | None = None, positions: torch.Tensor | None = None,
-                all_logits: bool = False, n_layers: int | None = None) -> torch.Tensor:
+                all_logits: bool = False, n_layers: int | None = None,
+                hide: tuple[int, int] | None = None) -> torch.Tensor:
         """Append T tokens to `cache` and return logits [T, vocab] (or [1, vocab] for the last
         token unless `all_logits`). `ids` [T] or `embeds` [T, hidden]; positions default to the
-        cache slots they are written to."""
+        cache slots they are written to. `hide` = (a, b): slots [a, b) are invisible to the new
+        tokens (a completion written after the document's cached text, at the cursor's
+        positions, must not see the text after the cursor)."""
         x = self.embed_tokens(ids) if embeds is None else embeds.to(self.act_dtype)
         T = x.shape[0]
         start = cache.length
@@ -173,9 +176,12 @@ class Decoder:
         cos, sin = self.rope(positions)
         end = start + T
         mask = None
-        if T > 1 and start > 0:
-            # query i (slot start+i) sees keys [0, start+i]
+        if (T > 1 and start > 0) or (hide is not None and hide[0] < hide[1]):
+            # query i (slot start+i) sees keys [0, start+i], except the hidden slots
             mask = torch.ones(T, end, dtype=torch.bool, device=x.device).tril(diagonal=start)
+            if hide is not None:
+                mask[:, hide[0]:hide[1]] = False
+        causal = T > 1 and mask is None
         nq, nkv, hd = self.n_heads, self.n_kv, self.head_dim
         layers = self.layers if n_layers is None else self.layers[:n_layers]
         for i, layer in enumerate(layers):
@@ -192,7 +198,7 @@ class Decoder:
             values = cache.v[i, :, :end]
             attn = F.scaled_dot_product_attention(
                 q.unsqueeze(0), keys.unsqueeze(0), values.unsqueeze(0),
-                attn_mask=mask, is_causal=(T > 1 and start == 0), enable_gqa=nq != nkv,
+                attn_mask=mask, is_causal=causal, enable_gqa=nq != nkv,
             )[0]
             x = x + layer.o(attn.transpose(0, 1).reshape(T, nq * hd))
             h = _rms_norm(x, layer.ln2, self.eps)

@@ -12,7 +12,6 @@ import logging
 import math
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -23,14 +22,14 @@ from holefill.completion.decoder import Decoder, UnsupportedModel
 from holefill.completion.model import LoadedModel, ModelInfo, load_model
 from holefill.completion.postprocess import analyze_cursor, clean_suggestion, should_stop
 from holefill.config import Settings
+from holefill.kvcache.pie import pie_unsupported_reason
+from holefill.kvcache.session import KVSession
+from holefill.kvcache.store import SessionStore
+from holefill.kvcache.window import prompt_window, window_chars  # noqa: F401 (re-export)
 
 log = logging.getLogger(__name__)
 
-# Prompt window: the prefix is cut at a line start inside an aligned window so that the cut point
-# does not move on every keystroke (a moving cut would defeat prefix reuse).
-WINDOW_ALIGN_CHARS = 4096
-PREFILL_CHUNK = 256  # tokens per prefill step; cancellation is checked between chunks
-MAX_SESSIONS = 4  # documents whose KV cache is kept (the PIE issue replaces this with store.py)
+MAX_NEW_TOKENS = 256
 
 
 @dataclass
@@ -63,12 +62,6 @@ class CompletionResult:
 Cancelled = Callable[[], bool]
 
 
-@dataclass
-class _Session:
-    tokens: list[int]
-    cache: object  # KVCache or _HFCache
-
-
 class _HFCache:
     """transformers DynamicCache behind the KVCache interface (fallback architectures)."""
 
@@ -76,17 +69,32 @@ class _HFCache:
         from transformers import DynamicCache
 
         self.inner = DynamicCache()
-        self.length = 0
+        self._length = 0
         self.capacity = capacity
 
-    def truncate(self, length: int) -> None:
-        if length < self.length:
-            self.inner.crop(length - self.length)  # transformers 5: a negative count to drop
-        self.length = length
+    @property
+    def length(self) -> int:
+        return self._length
+
+    @length.setter
+    def length(self, value: int) -> None:
+        if value < self._length:
+            self.inner.crop(value - self._length)  # transformers 5: a negative count to drop
+        self._length = value
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for layer in self.inner.layers
+                   for t in (getattr(layer, "keys", None), getattr(layer, "values", None))
+                   if t is not None)
 
 
 class _HFDecoder:
-    """Fallback for architectures the engine's decoder does not cover: transformers' forward."""
+    """Fallback for architectures the engine's decoder does not cover: transformers' forward.
+    No hidden slots, so a completion in the middle of a document drops the cache after the
+    cursor (prefix reuse only)."""
+
+    supports_hide = False
+    inv_freq = None
 
     def __init__(self, hf_model) -> None:
         self.model = hf_model
@@ -98,23 +106,15 @@ class _HFDecoder:
 
     @torch.inference_mode()
     def forward(self, cache: _HFCache, ids: torch.Tensor, all_logits: bool = False,
+                positions: torch.Tensor | None = None, hide: tuple[int, int] | None = None,
                 **_: object) -> torch.Tensor:
-        out = self.model(ids[None].to(self.device), cache=cache.inner, use_cache=True)
-        cache.length += ids.shape[0]
+        if hide is not None and hide[0] < hide[1]:
+            raise ValueError("the transformers fallback cannot hide cache slots")
+        kwargs = {} if positions is None else {"position_ids": positions[None].to(self.device)}
+        out = self.model(ids[None].to(self.device), cache=cache.inner, use_cache=True, **kwargs)
+        cache._length += ids.shape[0]
         logits = out.logits[0].float()
         return logits if all_logits else logits[-1:]
-
-
-def prompt_window(text: str, offset: int, max_prompt_tokens: int) -> str:
-    """The file text before the cursor, cut at a stable line start to fit the token budget."""
-    prefix = text[:offset]
-    max_chars = max_prompt_tokens * 3  # code averages ~3.5 characters per token
-    if len(prefix) <= max_chars:
-        return prefix
-    start = len(prefix) - max_chars
-    start = (start // WINDOW_ALIGN_CHARS + 1) * WINDOW_ALIGN_CHARS
-    newline = prefix.find("\n", start)
-    return prefix[newline + 1:] if newline >= 0 else prefix[start:]
 
 
 class CompletionEngine:
@@ -127,16 +127,21 @@ class CompletionEngine:
             self.decoder = Decoder(loaded.hf_model, loaded.info.dtype)
             self.info.decoder = "holefill"
             self.info.dtype = self.decoder.dtype_name
+            self.pie_unsupported = pie_unsupported_reason(loaded.hf_model.config)
         except UnsupportedModel as exc:
             log.warning("%s; using transformers' forward", exc)
             self.decoder = _HFDecoder(loaded.hf_model)
             self.info.decoder = "transformers"
             self.info.dtype = self.decoder.dtype_name
+            self.pie_unsupported = "the transformers fallback decoder has no cache editing"
+        self.info.extra["cache_mode"] = self.cache_mode
+        if self.pie_unsupported:
+            self.info.extra["pie_unavailable"] = self.pie_unsupported
         self.vocab = healing.TokenTexts(self.tokenizer)
         self.eos_ids = _eos_ids(self.tokenizer, loaded.hf_model)
-        self.capacity = settings.max_prompt_tokens + 256 + 64
-        self._sessions: OrderedDict[str, _Session] = OrderedDict()
-        self._lock = threading.Lock()
+        self.newline_id = self.encode("\n")[-1]
+        self.store = SessionStore(settings.cache_budget_mb * 2**20)
+        self._lock = threading.RLock()
 
     @classmethod
     def load(cls, settings: Settings) -> CompletionEngine:
@@ -145,56 +150,121 @@ class CompletionEngine:
         loaded = load_model(settings.model, settings.device, settings.dtype)
         return cls(loaded, settings)
 
-    def forget(self, doc_id: str) -> None:
-        with self._lock:
-            self._sessions.pop(doc_id, None)
-
-    # -- prompt -----------------------------------------------------------------------------
+    @property
+    def cache_mode(self) -> str:
+        mode = self.settings.cache_mode
+        return "prefix" if mode == "pie" and self.pie_unsupported else mode
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
+    def tokenize_with_ends(self, text: str) -> tuple[list[int], list[int]]:
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return enc["input_ids"], [end for _, end in enc["offset_mapping"]]
+
+    # -- documents --------------------------------------------------------------------------
+
+    def new_session(self) -> KVSession:
+        capacity, _ = window_chars(self.settings.max_prompt_tokens)
+        return KVSession(self.decoder, self.tokenize_with_ends, capacity_tokens=capacity,
+                         scratch_tokens=MAX_NEW_TOKENS + 64, mode=self.cache_mode,
+                         pie_ok=self.pie_unsupported is None)
+
+    def edit(self, doc_id: str, start: int, end: int, text: str) -> None:
+        """Apply one edit (document character offsets) to the document's session, if it has
+        one. Several edits of one didChange are applied in order, each to the previous text."""
+        with self._lock:
+            session = self.store.get(doc_id)
+            if session is not None:
+                if end > len(session.doc) or start > end:
+                    self.store.drop(doc_id)  # out of step with the editor: start again later
+                else:
+                    session.apply_edit(start, end, text)
+
+    def forget(self, doc_id: str) -> None:
+        with self._lock:
+            self.store.drop(doc_id)
+
+    def maintain(self, cancelled: Cancelled | None = None) -> int:
+        """Idle-time work: re-encode sessions whose PIE drift passed the refresh threshold.
+        Stops between chunks when `cancelled()`; returns how many sessions were refreshed."""
+        done = 0
+        for doc_id in self.store.ids():
+            if cancelled and cancelled():
+                break
+            with self._lock:
+                session = self.store.get(doc_id, touch=False)
+                if session is None or session.drift <= self.settings.refresh_threshold:
+                    continue
+                if session.refresh(cancelled):
+                    done += 1
+        return done
+
     # -- completion -------------------------------------------------------------------------
 
-    def complete(self, req: CompletionRequest, cancelled: Cancelled | None = None) -> CompletionResult:
+    def complete(self, req: CompletionRequest, cancelled: Cancelled | None = None
+                 ) -> CompletionResult:
         with self._lock:
-            return self._complete(req, cancelled or (lambda: False))
+            session = None
+            if req.doc_id is not None:
+                session = self.store.get(req.doc_id)
+            temporary = session is None and req.doc_id is None
+            if session is None:
+                session = self.new_session()
+                if not temporary:
+                    self.store.put(req.doc_id, session)
+            try:
+                return self._complete(session, req, cancelled or (lambda: False))
+            finally:
+                session.end_scratch()
+                if not temporary:
+                    self.store.fit()
 
-    def _complete(self, req: CompletionRequest, cancelled: Cancelled) -> CompletionResult:
+    def _complete(self, session: KVSession, req: CompletionRequest, cancelled: Cancelled
+                  ) -> CompletionResult:
         timings: dict[str, float] = {}
         result = CompletionResult(items=[], timings_ms=timings, model=self.info.name)
         offset = max(0, min(req.offset, len(req.text)))
-        max_new = req.max_new_tokens or self.settings.max_new_tokens
-        max_new = max(1, min(max_new, 256))
+        max_new = max(1, min(req.max_new_tokens or self.settings.max_new_tokens, MAX_NEW_TOKENS))
 
         t0 = time.perf_counter()
         ctx = analyze_cursor(req.text, offset, req.tab_size, req.insert_spaces)
-        prompt = prompt_window(req.text, offset, self.settings.max_prompt_tokens)
-        ids = self.encode(prompt)
-        limit = self.capacity - max_new - 1
-        if len(ids) > limit:  # the char estimate was too generous: drop tokens from the front
-            ids = ids[len(ids) - limit:]
-        if self.settings.token_healing:
-            ids, heal = healing.back_off(ids, self.vocab)
-        else:
-            heal = ""
-        if not ids:  # empty file: start from a newline so the model has something to condition on
-            ids = self.encode("\n")
+        if session.doc != req.text or not session.tokens:
+            if session.tokens:
+                session.set_text(req.text)
+            else:
+                session.reset(req.text, offset)
+        if not session.covers(offset):
+            session.reset(req.text, offset)
+        state = session.prompt_at(offset)
+        heal, extra = state.heal, []
+        if heal and not (self.settings.token_healing and len(heal) <= healing.MAX_HEAL_CHARS
+                         and self.vocab.allowed(heal).numel()):
+            extra, heal = self.encode(heal), ""  # plain prompt: the partial token as it is
+        if state.k > 0:
+            visible, pending, position = state.k - 1, session.tokens[state.k - 1], state.k - 1
+        else:  # cursor at the start of the window: condition on a newline
+            visible, pending, position = 0, self.newline_id, 0
         t1 = time.perf_counter()
         timings["tokenize"] = (t1 - t0) * 1000
 
-        session = self._session(req.doc_id)
-        logits = self._prefill(session, ids, cancelled)
-        t2 = time.perf_counter()
-        timings["prefill"] = (t2 - t1) * 1000
-        result.prompt_tokens = len(ids)
-        result.reused_tokens = self._last_reused
-        if logits is None:
+        if not session.sync(visible, cancelled):
             result.cancelled = True
             return result
+        result.prompt_tokens = visible + 1 + len(extra)
+        hide = session.begin_scratch(visible)
+        if not getattr(self.decoder, "supports_hide", True) and hide[0] < hide[1]:
+            session.encoded = visible  # fallback decoder: drop the cache after the cursor
+            session.dirty = []
+            session.end_scratch()
+            hide = (visible, visible)
+        result.reused_tokens = self._reused(session, visible)
+        logits = session.scratch_forward([pending] + extra, position, hide)[-1]
+        t2 = time.perf_counter()
+        timings["prefill"] = (t2 - t1) * 1000
 
-        generated, logprobs, was_cancelled = self._decode(session, logits, heal, max_new, ctx,
-                                                          cancelled)
+        generated, logprobs, was_cancelled = self._decode(
+            session, logits, position + 1 + len(extra), hide, heal, max_new, ctx, cancelled)
         t3 = time.perf_counter()
         timings["decode"] = (t3 - t2) * 1000
         timings["decode_tokens"] = float(len(logprobs))
@@ -208,58 +278,25 @@ class CompletionEngine:
             result.items.append(Draft(text=text, score=score))
         return result
 
-    def _session(self, doc_id: str | None) -> _Session:
-        if doc_id is None:
-            return _Session(tokens=[], cache=self.decoder.new_cache(self.capacity))
-        session = self._sessions.get(doc_id)
-        if session is None:
-            session = _Session(tokens=[], cache=self.decoder.new_cache(self.capacity))
-            self._sessions[doc_id] = session
-            while len(self._sessions) > MAX_SESSIONS:
-                self._sessions.popitem(last=False)
-        self._sessions.move_to_end(doc_id)
-        return session
+    def _reused(self, session: KVSession, visible: int) -> int:
+        """Prompt tokens that were already in the cache before this request."""
+        return max(0, visible - session.last_sync_tokens)
 
-    def _prefill(self, session: _Session, ids: list[int], cancelled: Cancelled):
-        """Bring the session's cache to `ids` (reusing the longest common prefix) and return the
-        logits after the last prompt token, or None when cancelled."""
-        common = 0
-        for a, b in zip(session.tokens, ids, strict=False):
-            if a != b:
-                break
-            common += 1
-        common = min(common, len(ids) - 1)  # the last prompt token is always re-run for logits
-        session.cache.truncate(min(common, session.cache.length))
-        session.tokens = session.tokens[:session.cache.length]
-        self._last_reused = session.cache.length
-        pending = ids[session.cache.length:]
-        device = self.decoder.device
-        logits = None
-        for start in range(0, len(pending), PREFILL_CHUNK):
-            if cancelled():
-                return None
-            chunk = pending[start:start + PREFILL_CHUNK]
-            logits = self.decoder.forward(session.cache, torch.tensor(chunk, device=device))
-            session.tokens.extend(chunk)
-        return logits[-1]
-
-    def _decode(self, session: _Session, logits: torch.Tensor, heal: str, max_new: int, ctx,
-                cancelled: Cancelled) -> tuple[str, list[float], bool]:
-        """Greedy decoding; the first tokens re-spell `heal`. Returns (text after the cursor,
-        log-probabilities, cancelled)."""
-        device = self.decoder.device
+    def _decode(self, session: KVSession, logits: torch.Tensor, position: int,
+                hide: tuple[int, int], heal: str, max_new: int, ctx, cancelled: Cancelled
+                ) -> tuple[str, list[float], bool]:
+        """Greedy decoding into the session's scratch slots; the first tokens re-spell `heal`.
+        Returns (text after the cursor, log-probabilities, cancelled)."""
         out_ids: list[int] = []
         logprobs: list[float] = []
         remaining = heal
-        text = ""
-        for _ in range(max_new + 4):  # a few extra steps for the healed characters
+        for _ in range(max_new + 8):  # a few extra steps for the healed characters
             if cancelled():
                 return "", logprobs, True
             if remaining:
                 allowed = self.vocab.allowed(remaining)
-                masked = torch.full_like(logits, -math.inf)
-                masked[allowed] = logits[allowed]
-                scores = masked
+                scores = torch.full_like(logits, -math.inf)
+                scores[allowed] = logits[allowed]
             else:
                 scores = logits
             token = int(torch.argmax(scores))
@@ -267,19 +304,19 @@ class CompletionEngine:
             if token in self.eos_ids:
                 break
             out_ids.append(token)
-            piece = self.vocab.text(token)
             if remaining:
+                piece = self.vocab.text(token)
                 remaining = remaining[len(piece):] if len(piece) < len(remaining) else ""
             else:
                 text = self.tokenizer.decode(out_ids, skip_special_tokens=True)[len(heal):]
                 if len(logprobs) >= max_new or should_stop(text, ctx):
                     break
-            if session.cache.length >= session.cache.capacity:
+            if session.scratch_room <= 0:
                 break
-            logits = self.decoder.forward(session.cache, torch.tensor([token], device=device))[-1]
-            session.tokens.append(token)
+            logits = session.scratch_forward([token], position, hide)[-1]
+            position += 1
         text = self.tokenizer.decode(out_ids, skip_special_tokens=True)
-        return text[len(heal):] if text.startswith(heal) else text, logprobs, False
+        return (text[len(heal):] if text.startswith(heal) else text), logprobs, False
 
 
 def _eos_ids(tokenizer, hf_model) -> set[int]:

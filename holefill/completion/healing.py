@@ -2,8 +2,9 @@
 
 A prompt that ends after indentation or mid-identifier tokenises into a final token that rarely
 precedes real code ("\\n" + 8 spaces as one token where real code has "\\n" + 7 spaces and
-" self"); the model then answers with a blank line. We back the prompt off to the previous token
-boundary and constrain the first generated tokens to re-spell the removed characters.
+" self"); the model then answers with a blank line. The prompt ends before the token the cursor is
+in (KVSession.prompt_at) and the first generated tokens are constrained to re-spell the characters
+of that token up to the cursor.
 """
 
 from __future__ import annotations
@@ -40,18 +41,3 @@ class TokenTexts:
         ]
         return torch.tensor(ids, dtype=torch.long)
 
-
-def back_off(ids: list[int], vocab: TokenTexts) -> tuple[list[int], str]:
-    """Drop the prompt's last token; return (shorter ids, the characters to re-spell).
-
-    The last token is dropped whatever it is (the cursor may end inside it); a token whose text
-    cannot be matched (special, partial UTF-8, very long) is kept and nothing is healed.
-    """
-    if len(ids) < 2:
-        return ids, ""
-    removed = vocab.text(ids[-1])
-    if not removed or "\ufffd" in removed or len(removed) > MAX_HEAL_CHARS:
-        return ids, ""
-    if not vocab.allowed(removed).numel():
-        return ids, ""
-    return ids[:-1], removed
