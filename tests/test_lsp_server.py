@@ -636,7 +636,12 @@ async def test_merge_conflicts_get_diagnostics_and_code_actions(lsp) -> None:
             content_changes=[types.TextDocumentContentChangeWholeDocument(text="x = 1\n")],
         )
     )
-    await lsp.wait_until(lambda: client.diagnostics.get(uri) == [], 10, "cleared diagnostics")
+    # (pytest-lsp stores the published list as a tuple)
+    await lsp.wait_until(
+        lambda: client.diagnostics.get(uri) is not None and len(client.diagnostics[uri]) == 0,
+        10,
+        "cleared diagnostics",
+    )
     no_actions = await client.text_document_code_action_async(
         types.CodeActionParams(
             text_document=types.TextDocumentIdentifier(uri=uri),

@@ -1,0 +1,191 @@
+"""``holefill bench merge``: the conflict resolver on held-out repositories.
+
+Each record of the data (``conflicts_train.jsonl`` layout) becomes a small file
+``context_before + diff3 conflict block + context_after``; the resolver runs on it exactly as
+``holefill resolve`` would, and a resolved hunk is correct when it equals the recorded human
+``resolution`` after whitespace normalisation.  Only the repositories held out from training are
+used unless ``--repos`` says otherwise.
+
+Metrics: accuracy (correct / all), precision (correct / resolved), coverage (resolved / all),
+recall (correct / hunks that some candidate expresses), top-3 accuracy (a correct candidate among
+the classifier's first three, before the threshold), the per-pattern breakdown, and the baselines
+always-ours, always-theirs and token-merge-only (resolve exactly when the token diff3 is clean).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATA = (
+    Path(__file__).resolve().parents[2].parent / "shared/data/merge/conflicts_train.jsonl"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the merge suite."""
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="conflicts JSONL file")
+    parser.add_argument(
+        "--repos",
+        default=None,
+        help="comma-separated repositories to evaluate (default: the classifier's dev repos); "
+        "'all' for every record",
+    )
+    parser.add_argument("--min-confidence", type=float, default=None, metavar="X")
+    parser.add_argument("--limit", type=int, default=None, help="first N selected records only")
+    try:
+        parser.add_argument("--json", default=None, metavar="OUT", help="write the report here")
+    except argparse.ArgumentError:
+        pass  # the bench command already has it
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 4) if b else None
+
+
+def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    n = len(rows)
+    resolved = sum(r["resolved"] for r in rows)
+    correct = sum(r["correct"] for r in rows)
+    expressible = sum(r["expressible"] for r in rows)
+    tm_clean = sum(r["tm_clean"] for r in rows)
+    tm_ok = sum(r["tm_correct"] for r in rows)
+    return {
+        "n": n,
+        "accuracy": _ratio(correct, n),
+        "precision": _ratio(correct, resolved),
+        "recall": _ratio(correct, expressible),
+        "coverage": _ratio(resolved, n),
+        "abstain_rate": _ratio(n - resolved, n),
+        "top3_accuracy": _ratio(sum(r["top3"] for r in rows), n),
+        "oracle_expressible": _ratio(expressible, n),
+        "baseline_ours": _ratio(sum(r["ours_ok"] for r in rows), n),
+        "baseline_theirs": _ratio(sum(r["theirs_ok"] for r in rows), n),
+        "baseline_token_merge": {
+            "accuracy": _ratio(tm_ok, n),
+            "precision": _ratio(tm_ok, tm_clean),
+            "coverage": _ratio(tm_clean, n),
+        },
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the suite; returns a JSON-able report (also written to ``args.json`` when given)."""
+    from holefill.merge.classifier import load_default
+    from holefill.merge.diff3 import token_merge
+    from holefill.merge.patterns import Hunk, candidate_texts, normalize
+    from holefill.merge.resolver import ConflictError, render_conflict, resolve_text
+
+    clf = load_default()
+    repos_arg = getattr(args, "repos", None)
+    if repos_arg == "all":
+        repos: set[str] | None = None
+    elif repos_arg:
+        repos = {r for r in repos_arg.split(",") if r}
+    else:
+        repos = set(clf.meta.get("dev_repos", []))
+    records = []
+    with Path(args.data).open(encoding="utf-8") as f:
+        for line in f:
+            rec = json.loads(line)
+            if repos is None or rec.get("repo") in repos:
+                records.append(rec)
+    if getattr(args, "limit", None):
+        records = records[: args.limit]
+
+    t0 = time.time()
+    rows: list[dict[str, Any]] = []
+    confusion: Counter[tuple[str, str]] = Counter()
+    errors = 0
+    bytes_lost = 0
+    for rec in records:
+        want = normalize(rec["resolution"])
+        before, after = rec.get("context_before", ""), rec.get("context_after", "")
+        block = render_conflict(rec["ours"], rec["base"], rec["theirs"])
+        text = before + block + after
+        hunk = Hunk(rec["ours"], rec["base"], rec["theirs"])
+        tm = token_merge(hunk.base, hunk.ours, hunk.theirs)
+        expressible = any(normalize(t) == want for t in candidate_texts(hunk, tm).values())
+        row = {
+            "repo": rec.get("repo", ""),
+            "label": rec.get("label", ""),
+            "resolved": False,
+            "correct": False,
+            "top3": False,
+            "expressible": expressible,
+            "ours_ok": normalize(rec["ours"]) == want,
+            "theirs_ok": normalize(rec["theirs"]) == want,
+            "tm_clean": tm.clean,
+            "tm_correct": tm.clean and normalize(tm.text or "") == want,
+            "pattern": None,
+        }
+        try:
+            res = resolve_text(text, min_confidence=args.min_confidence, use_git=False)
+        except ConflictError:
+            errors += 1
+            rows.append(row)
+            confusion[("ERROR", row["label"])] += 1
+            continue
+        h = res.hunks[0]
+        row["top3"] = any(normalize(a.text) == want for a in h.alternatives[:3])
+        if h.status == "resolved":
+            row["resolved"] = True
+            row["correct"] = normalize(h.text or "") == want
+            row["pattern"] = h.pattern
+            # Nothing outside the block may change.
+            if not (res.text.startswith(before) and res.text.endswith(after)):
+                bytes_lost += 1
+        elif res.text != text:
+            bytes_lost += 1
+        confusion[(h.pattern if h.status == "resolved" else "ABSTAIN", row["label"])] += 1
+        rows.append(row)
+
+    report: dict[str, Any] = {"suite": "merge", "data": str(args.data)}
+    report.update(_summary(rows))
+    report["threshold"] = clf.threshold if args.min_confidence is None else args.min_confidence
+    report["repos"] = sorted({r["repo"] for r in rows})
+    report["per_repo"] = {
+        repo: _summary([r for r in rows if r["repo"] == repo]) for repo in report["repos"]
+    }
+    per_pattern: dict[str, dict[str, Any]] = {}
+    for pattern in sorted({r["pattern"] for r in rows if r["pattern"]}):
+        sel = [r for r in rows if r["pattern"] == pattern]
+        per_pattern[pattern] = {
+            "resolved": len(sel),
+            "correct": sum(r["correct"] for r in sel),
+            "precision": _ratio(sum(r["correct"] for r in sel), len(sel)),
+        }
+    report["per_pattern"] = per_pattern
+    report["per_label"] = {
+        label: {
+            "n": sum(r["label"] == label for r in rows),
+            "resolved": sum(r["resolved"] for r in rows if r["label"] == label),
+            "correct": sum(r["correct"] for r in rows if r["label"] == label),
+        }
+        for label in sorted({r["label"] for r in rows})
+    }
+    report["confusion"] = {f"{p} -> {lab}": c for (p, lab), c in sorted(confusion.items())}
+    report["marker_errors"] = errors
+    report["hunks_with_bytes_changed_outside"] = bytes_lost
+    report["seconds"] = round(time.time() - t0, 1)
+    out = getattr(args, "json", None)
+    if out:
+        Path(out).write_text(json.dumps(report, indent=1) + "\n")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m holefill.benchmarks.merge``: run and print the report."""
+    parser = argparse.ArgumentParser(prog="holefill bench merge")
+    add_arguments(parser)
+    report = run(parser.parse_args(argv))
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
