@@ -144,6 +144,8 @@ def cmd_model(args: argparse.Namespace) -> int:
         "model": info.name, "source": info.source, "path": info.path,
         "architecture": info.architecture, "decoder": info.decoder, "device": info.device,
         "dtype": info.dtype, "load_s": round(info.load_s, 2), "cache_dir": str(cache_dir()),
+        "cache_mode": engine.cache_mode,
+        "pie": f"unavailable: {engine.pie_unsupported}" if engine.pie_unsupported else "available",
     }
     if args.json:
         print(json.dumps(data, indent=2))

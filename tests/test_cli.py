@@ -43,6 +43,7 @@ def test_model_info_names_model_files_device_and_dtype():
     assert Path(info["path"]).is_dir() and info["source"].endswith(".gguf")
     assert info["device"] == "cpu" and info["dtype"] in ("int8", "bfloat16", "float32")
     assert info["decoder"] == "holefill"
+    assert info["cache_mode"] == "pie" and info["pie"] == "available"
 
 
 def test_context_shows_the_cursor_and_prompt():

@@ -129,3 +129,17 @@ def test_prompt_window_cut_is_stable_while_typing():
     b = prompt_window(text, len(text) - 99, 1000)
     assert len(a) <= 3000 and a.startswith("value_")
     assert b.startswith(a)  # same cut point: the cached prefix stays valid
+
+
+def test_five_megabyte_file_is_served_from_a_window(engine):
+    body = STACK + "        return self.items.pop()\n\n"
+    doc = body * (5_000_000 // len(body)) + STACK + "        "
+    first = complete(engine, doc, doc_id="file:///big.py")
+    capacity = engine.new_session().capacity_tokens
+    assert not first.cancelled and first.prompt_tokens <= capacity
+    # An edit far above the window only moves it: the next request re-encodes nothing.
+    engine.edit("file:///big.py", 0, 0, "import os\n")
+    second = complete(engine, "import os\n" + doc, doc_id="file:///big.py")
+    assert second.prompt_tokens - second.reused_tokens <= 1
+    assert [d.text for d in second.items] == [d.text for d in first.items]
+    engine.forget("file:///big.py")

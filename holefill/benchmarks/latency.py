@@ -1,9 +1,10 @@
 """`holefill bench latency`: server-side latency of single-line suggestions, warm model.
 
-A ~2,000-token Python file; at random line ends the user types one more character and asks for a
-suggestion. The document keeps its KV session, so the request reuses the cached prefix, as in an
-editor. Also reported: the first request at each position (a jump: only the common prefix with
-the previous request is reused).
+A ~2,000-token Python file; at random lines the user has typed part of the line (the rest is not
+there yet), types one more character at the end of it and asks for a suggestion for the rest of
+the line. The document keeps its KV session (with edits applied), so the request reuses the
+cache, as in an editor. Also reported: the first request at each position (a jump from the
+previous position: the edit there and the text up to the cursor are encoded).
 """
 
 from __future__ import annotations
@@ -52,22 +53,29 @@ def run(args: argparse.Namespace) -> dict:
     stages: dict[str, list[float]] = {s: [] for s in STAGES}
     reused = []
     engine.complete(CompletionRequest(text=text, offset=len(text) // 2, doc_id=doc_id))  # warm-up
+    suggested, decoded = 0, []
     for index in picks:
         line = lines[index]
         start = sum(len(s) + 1 for s in lines[:index])
-        # The user has typed the line but its last character, pauses (first request), then
-        # types the last character and pauses again (measured request).
-        cut = len(line.rstrip()) - 1
-        before = "\n".join(lines[:index] + [line[:cut]] + lines[index + 1:])
+        # The user is writing this line: a random part of it is typed (the rest not yet), they
+        # pause (first request), type one more character and pause again (measured request).
+        body = line.rstrip()
+        indent = len(body) - len(body.lstrip())
+        cut = rng.randrange(indent + max(1, (len(body) - indent) // 3), len(body))
+        rest = lines[index + 1:]
+        before = "\n".join(lines[:index] + [line[:cut]] + rest)
+        after = "\n".join(lines[:index] + [line[:cut + 1]] + rest)
         first = engine.complete(CompletionRequest(text=before, offset=start + cut, doc_id=doc_id))
         jump.append(sum(first.timings_ms.get(s, 0.0) for s in STAGES))
-        result = engine.complete(CompletionRequest(text=text, offset=start + cut + 1,
+        result = engine.complete(CompletionRequest(text=after, offset=start + cut + 1,
                                                    doc_id=doc_id))
         total = sum(result.timings_ms.get(s, 0.0) for s in STAGES)
         typing.append(total)
         for s in STAGES:
             stages[s].append(result.timings_ms.get(s, 0.0))
         reused.append(result.reused_tokens / max(1, result.prompt_tokens))
+        suggested += bool(result.items)
+        decoded.append(result.timings_ms.get("decode_tokens", 0.0))
     return {
         "suite": "latency",
         "model": engine.info.name,
@@ -79,6 +87,8 @@ def run(args: argparse.Namespace) -> dict:
         "p95_ms": round(percentile(typing, 95), 1),
         "breakdown_ms": {s: round(statistics.median(v), 1) for s, v in stages.items()},
         "reused_prompt_share": round(statistics.median(reused), 3),
+        "with_suggestion": suggested,
+        "median_decoded_tokens": statistics.median(decoded),
         "jump_p50_ms": round(percentile(jump, 50), 1),
         "jump_p95_ms": round(percentile(jump, 95), 1),
     }
