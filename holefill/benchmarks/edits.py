@@ -140,9 +140,11 @@ def make_case(old_file: str, new_file: str, encode: Callable[[str], list[int]],
            .get_opcodes() if op[0] != "equal"]
     if not ops:
         return None
-    # Window: whole lines of the old file, starting ~1/4 window before the first hunk.
+    # Window: whole lines of the old file around the first hunk, which falls anywhere from the
+    # window's start to its end (a deterministic spread: PIE's advantage depends on how much
+    # cached text follows the edit).
     first_line = ops[0][1]
-    start_line = max(0, first_line - 40)
+    start_line = max(0, first_line - (first_line * 7919 + len(old_lines)) % 200)
     end_line, tokens = start_line, 0
     while end_line < len(old_lines) and tokens < window_tokens:
         tokens += len(encode(old_lines[end_line]))
