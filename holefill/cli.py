@@ -12,7 +12,7 @@ from pathlib import Path
 
 from holefill.config import Settings
 
-BENCH_SUITES = ("engine", "latency", "nextline", "edits", "merge")
+BENCH_SUITES = ("engine", "latency", "nextline", "edits", "merge", "holes")
 
 
 def _add_model_flags(parser: argparse.ArgumentParser) -> None:
@@ -103,15 +103,25 @@ def cmd_context(args: argparse.Namespace) -> int:
     from holefill.kvcache.window import prompt_window
 
     prefix = prompt_window(text, offset, settings.max_prompt_tokens)
+    from holefill.context.report import context_report
+
+    workspace = args.workspace or str(path.resolve().parent)
+    hole = context_report(text, offset, str(path.resolve()), workspace)
     info = {"path": str(path), "line": line, "column": col, "offset": offset,
             "mode": ctx.mode, "indent": ctx.indent, "indent_unit": ctx.indent_unit,
-            "line_prefix": ctx.line_prefix, "line_suffix": ctx.line_suffix, "prompt": prefix}
+            "line_prefix": ctx.line_prefix, "line_suffix": ctx.line_suffix,
+            "expected_type": hole["expectedType"], "relevant_types": hole["relevantTypes"],
+            "relevant_headers": hole["relevantHeaders"], "context_block": hole["contextBlock"],
+            "prompt": prefix}
     if args.json:
         print(json.dumps(info, indent=2))
     else:
         for key, value in info.items():
-            if key != "prompt":
+            if key not in ("prompt", "context_block", "relevant_types", "relevant_headers"):
                 print(f"{key}: {value!r}")
+        if hole["contextBlock"]:
+            print("--- typed-hole context (not yet in the engine's prompt) ---")
+            print(hole["contextBlock"])
         print("--- prompt ---")
         print(prefix)
     return 0

@@ -1,0 +1,111 @@
+"""Prompt assembly for typed holes: a context block placed before the file text.
+
+Layout (cache-stable: the block depends only on the hole's context, never on timings or the exact
+cursor column, so the same hole gives byte-identical text and a KV cache keeps its prefix):
+
+    # Context from the language server for the code below.
+    # Expected type at the cursor: Model
+    # Definitions from models.py:
+    @dataclass
+    class Model:
+        todos: list[Todo] = field(default_factory=list)
+    # In scope with a fitting type:
+    def add_todo(model: Model, text: str) -> Model: ...
+    # model: Model
+    # End of context.
+
+Definitions the prompt already shows (the same file, shortly above the cursor) are left out.
+Under the token budget, items are taken in a fixed priority order: the expected type, types named
+by it (depth 0), the 3 best headers, types at depth 1, the other headers, types at depth 2, up to
+the first item that does not fit (so a smaller budget always gives a subset). The chosen items are
+then laid out in the order above (types in breadth-first order, headers by rank).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+from holefill.context.holes import Header, HoleContext, TypeDef
+
+__all__ = ["context_block", "error_feedback"]
+
+OPEN = "# Context from the language server for the code below."
+CLOSE = "# End of context."
+
+
+def _module_label(path: str | None) -> str:
+    return os.path.basename(path) if path else "this file"
+
+
+def _render(hole: HoleContext, types: list[TypeDef], headers: list[Header],
+            with_expected: bool) -> str:
+    lines = [OPEN]
+    if with_expected and hole.expected.type:
+        lines.append(f"# Expected type at the cursor: {hole.expected.type}")
+    current = None
+    for td in types:
+        label = _module_label(td.path)
+        if label != current:
+            lines.append(f"# Definitions from {label}:")
+            current = label
+        lines.append(td.text)
+    if headers:
+        lines.append("# In scope with a fitting type:")
+        for h in headers:
+            lines.append(h.signature if h.kind == "function" else f"# {h.signature}")
+    lines.append(CLOSE)
+    return "\n".join(lines) + "\n"
+
+
+def context_block(hole: HoleContext, budget_tokens: int,
+                  count_tokens: Callable[[str], int]) -> str:
+    """The context block for `hole` within `budget_tokens` (as counted by `count_tokens`), or ""
+    when there is nothing to say or not even the expected type fits."""
+    types = [t for t in hole.types if not t.visible]
+    headers = [h for h in hole.headers if not h.visible]
+    # priority order of the optional items
+    order: list[tuple[str, int]] = []
+    order += [("t", i) for i, t in enumerate(types) if t.depth == 0]
+    order += [("h", i) for i in range(min(3, len(headers)))]
+    order += [("t", i) for i, t in enumerate(types) if t.depth == 1]
+    order += [("h", i) for i in range(3, len(headers))]
+    order += [("t", i) for i, t in enumerate(types) if t.depth >= 2]
+    chosen_t: set[int] = set()
+    chosen_h: set[int] = set()
+    if not hole.expected.type and not types:
+        return ""
+    if count_tokens(_render(hole, [], [], True)) > budget_tokens:
+        return ""
+    for kind, i in order:
+        trial_t = chosen_t | {i} if kind == "t" else chosen_t
+        trial_h = chosen_h | {i} if kind == "h" else chosen_h
+        text = _render(hole, [types[j] for j in sorted(trial_t)],
+                       [headers[j] for j in sorted(trial_h)], True)
+        if count_tokens(text) > budget_tokens:
+            break  # truncation drops the lowest-priority items first, never a middle one
+        chosen_t, chosen_h = trial_t, trial_h
+    if not chosen_t and not chosen_h and (not hole.expected.type or (
+            hole.expected.type == "bool" and hole.expected.source == "condition")):
+        return ""  # nothing fits, or "bool" in a condition: nothing the model cannot see
+    return _render(hole, [types[j] for j in sorted(chosen_t)],
+                   [headers[j] for j in sorted(chosen_h)], True)
+
+
+def error_feedback(errors: Sequence[object]) -> str:
+    """Comment lines describing why the previous suggestion was rejected (for an error round);
+    "" when there are no errors. Accepts `CheckError`s or plain strings."""
+    items: list[str] = []
+    for err in errors:
+        if isinstance(err, str):
+            items.append(err)
+            continue
+        message = getattr(err, "message", str(err))
+        hint = getattr(err, "hint", None)
+        items.append(message + (f" ({hint})" if hint else ""))
+    if not items:
+        return ""
+    lines = ["# The previous suggestion for the cursor was rejected:"]
+    lines += [f"# - {' '.join(item.split())}" for item in items]
+    lines.append("# Write a corrected version.")
+    return "\n".join(lines) + "\n"
