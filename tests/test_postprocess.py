@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from holefill.completion.postprocess import (
     CursorContext,
+    _bracket_depth,
     analyze_cursor,
     clean_suggestion,
     should_stop,
@@ -399,6 +400,37 @@ def test_clean_line_mode(doc, generated, expected):
 @pytest.mark.parametrize(
     ("doc", "generated", "expected"),
     [
+        # A bracket opened in the suggestion keeps the line going until it closes.
+        pytest.param(
+            "def f():\n    todo = █\n",
+            "Todo(\n        title='a',\n        done=False,\n    )\n    return todo\n",
+            "Todo(\n        title='a',\n        done=False,\n    )",
+            id="call-over-lines",
+        ),
+        # A bracket opened on the cursor line counts too.
+        pytest.param(
+            "items = [█\n",
+            "1,\n    2,\n]\nprint(items)\n",
+            "1,\n    2,\n]",
+            id="open-bracket-in-prefix",
+        ),
+        # Brackets inside strings and comments do not count.
+        pytest.param('x = █\n', '"(" + y  # (\nz = 1\n', '"(" + y  # (', id="string-bracket"),
+        # Closing a bracket of the prefix ends the line as usual.
+        pytest.param("f(a, █\n", "b)\nnext()\n", "b)", id="closes-prefix"),
+    ],
+)
+def test_line_mode_continues_while_a_bracket_is_open(doc, generated, expected):
+    ctx = ctx_at(doc)
+    assert ctx.mode == "line"
+    assert clean(doc, generated) == expected
+    cut = generated.index(expected.split("\n")[-1]) + len(expected.split("\n")[-1]) + 1
+    assert should_stop(generated[:cut], ctx) and not should_stop(generated[: cut - 2], ctx)
+
+
+@pytest.mark.parametrize(
+    ("doc", "generated", "expected"),
+    [
         # Auto-inserted closers after the cursor are not doubled.
         pytest.param("x = foo(█)\n", "a, b)\nprint(x)\n", "a, b", id="paren"),
         pytest.param("x = [█]\n", "1, 2, 3]", "1, 2, 3", id="bracket"),
@@ -696,7 +728,12 @@ def test_clean_suggestion_never_raises(generated, ctx):
     assert result.strip()
     assert all(line == line.rstrip() for line in result.split("\n"))
     if ctx.mode != "block" and ctx.line_prefix:
-        assert "\n" not in result
+        # One line, unless a bracket opened on the cursor line or in the suggestion is still
+        # open where the line breaks.
+        base = max(0, _bracket_depth(ctx.line_prefix))
+        for i, ch in enumerate(result):
+            if ch == "\n":
+                assert base + _bracket_depth(result[:i]) > 0
 
 
 @SETTINGS

@@ -348,11 +348,43 @@ def should_stop(generated: str, ctx: CursorContext) -> bool:
     if "\n" not in generated:
         return False
     if ctx.mode != "block":
-        if ctx.line_prefix:
-            return True
-        m = _NON_WS.search(generated)
-        return m is not None and "\n" in generated[m.start() :]
+        return _line_end(generated, ctx) >= 0
     return _block_end(generated.split("\n")[:-1], ctx) is not None
+
+
+# A line-mode suggestion that opens a bracket goes on until the bracket closes (`Todo(` alone is
+# useless), for at most this many more lines.
+MAX_CONTINUATION_LINES = 8
+_STRING_OR_COMMENT = re.compile(
+    r"'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\\n])*'|\"(?:\\.|[^\"\\\n])*\"|#[^\n]*", re.S
+)
+
+
+def _bracket_depth(text: str) -> int:
+    """Open minus closed brackets outside string literals and comments (roughly)."""
+    code = _STRING_OR_COMMENT.sub("", text)
+    return sum(map(code.count, "([{")) - sum(map(code.count, ")]}"))
+
+
+def _line_end(generated: str, ctx: CursorContext) -> int:
+    """Index of the newline that ends a line-mode suggestion, or -1 when it is not complete: the
+    first newline after some code (or any newline when the cursor line has text) at which the
+    brackets opened on the cursor line and in the suggestion are closed."""
+    start = 0
+    if not ctx.line_prefix:
+        m = _NON_WS.search(generated)
+        if m is None:
+            return -1
+        start = m.start()
+    base = max(0, _bracket_depth(ctx.line_prefix))
+    pos = generated.find("\n", start)
+    extra_lines = 0
+    while pos >= 0:
+        if base + _bracket_depth(generated[:pos]) <= 0 or extra_lines >= MAX_CONTINUATION_LINES:
+            return pos
+        extra_lines += 1
+        pos = generated.find("\n", pos + 1)
+    return -1
 
 
 def _block_end(lines: list[str], ctx: CursorContext) -> int | None:
@@ -405,11 +437,7 @@ def clean_suggestion(generated: str, ctx: CursorContext) -> str | None:
                 lines = lines[skip:]
                 first_is_absolute = True
     else:
-        if ctx.line_prefix:
-            end_i = generated.find("\n")
-        else:
-            m = _NON_WS.search(generated)
-            end_i = generated.find("\n", m.start()) if m else -1
+        end_i = _line_end(generated, ctx)
         lines = (generated if end_i < 0 else generated[:end_i]).split("\n")
     while lines and _is_blank(lines[-1]):
         lines.pop()
