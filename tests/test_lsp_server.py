@@ -650,3 +650,52 @@ async def test_merge_conflicts_get_diagnostics_and_code_actions(lsp) -> None:
         )
     )
     assert not no_actions
+
+
+# --- ChatLSP methods ------------------------------------------------------------------------------
+
+HOLE_CODE = """from dataclasses import dataclass
+
+
+@dataclass
+class Item:
+    name: str
+    price: float
+
+
+def cheapest(items: list[Item]) -> Item:
+    return \n"""
+
+
+def plain(value: object) -> object:
+    """pygls hands back untyped results as namedtuples: make them dicts and lists."""
+    if hasattr(value, "_asdict"):
+        return {k: plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
+async def test_chatlsp_methods_give_the_typed_hole_context(lsp) -> None:
+    client = await lsp.start()
+    uri = "file:///tmp/holefill-tests/hole.py"
+    lsp.open(client, uri, HOLE_CODE)
+    position = {"textDocument": {"uri": uri}, "position": {"line": 10, "character": 11}}
+
+    async def call(method: str, params: dict) -> object:
+        result = await asyncio.wait_for(client.protocol.send_request_async(method, params), 60)
+        return plain(result)
+
+    expected = await call("chatlsp/expectedType", position)
+    assert expected["type"] == "Item" and expected["source"] == "return"
+    types_ = await call("chatlsp/relevantTypes", position)
+    assert [t["name"] for t in types_] == ["Item"] and "price: float" in types_[0]["text"]
+    await call("chatlsp/relevantHeaders", position)
+    report = await call("chatlsp/errorReport", {**position, "completion": "undefined_thing"})
+    assert any("undefined_thing" in e for e in report["typeErrors"])
+    clean = await call("chatlsp/errorReport", {**position, "completion": "items[0]"})
+    assert not clean["parseErrors"] and not clean["typeErrors"]
+    with pytest.raises(Exception, match="not open"):
+        await call("chatlsp/expectedType", {**position, "textDocument": {"uri": "file:///x.py"}})

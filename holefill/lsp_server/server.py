@@ -14,7 +14,7 @@ from pygls.protocol.language_server import lsp_method
 
 from holefill import __version__
 from holefill.config import Settings
-from holefill.lsp_server import features, logs, merge_hooks, transport
+from holefill.lsp_server import chatlsp, features, logs, merge_hooks, transport
 from holefill.lsp_server.engine_host import EngineFactory, EngineHost, default_engine_factory
 
 
@@ -131,6 +131,9 @@ def create_server(
     @server.feature(types.SHUTDOWN)
     async def shutdown(ls: HolefillServer, params: None) -> None:
         ls.host.cancel_all()
+
+    for method in chatlsp.METHODS:  # typed-hole context (params: TextDocumentPositionParams)
+        server.feature(method)(chatlsp.handler(method))
 
     merge_hooks.register(server)  # merge-conflict diagnostics and code actions, when available
     return server
