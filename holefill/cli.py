@@ -28,6 +28,10 @@ def _settings(args: argparse.Namespace) -> Settings:
                                                  "max_new_tokens")}
     if getattr(args, "no_token_healing", False):
         flags["token_healing"] = False
+    if getattr(args, "typed_holes", False):
+        flags["typed_holes"] = True
+    if getattr(args, "no_check", False):
+        flags["check_suggestions"] = False
     return settings.updated({k: v for k, v in flags.items() if v is not None})
 
 
@@ -72,16 +76,20 @@ def cmd_complete(args: argparse.Namespace) -> int:
     except ModelError as exc:
         print(f"holefill: {exc}", file=sys.stderr)
         return 2
-    result = engine.complete(CompletionRequest(text=text, offset=offset, path=str(path),
+    workspace = args.workspace or str(path.resolve().parent)
+    result = engine.complete(CompletionRequest(text=text, offset=offset, path=str(path.resolve()),
+                                               workspace=workspace,
                                                max_new_tokens=args.max_new_tokens))
     if args.json:
         print(json.dumps({
             "items": [{"text": d.text, "score": round(d.score, 4)} for d in result.items],
             "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()},
             "model": result.model,
+            "rejected": result.rejected,
         }, indent=2))
     elif not result.items:
-        print("(no suggestion)", file=sys.stderr)
+        why = f": rejected by the checker ({result.rejected[0]})" if result.rejected else ""
+        print(f"(no suggestion{why})", file=sys.stderr)
     else:
         for i, draft in enumerate(result.items):
             if len(result.items) > 1:
@@ -194,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--max-new-tokens", type=int)
     p.add_argument("--no-token-healing", action="store_true")
+    p.add_argument("--typed-holes", action="store_true",
+                   help="put the typed-hole context block before the file text")
+    p.add_argument("--no-check", action="store_true", help="show suggestions the checker rejects")
     _add_model_flags(p)
     p.set_defaults(func=cmd_complete)
 

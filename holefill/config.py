@@ -21,6 +21,12 @@ class Settings:
     # Tokens of file text before the cursor put in the prompt.
     max_prompt_tokens: int = 1536
     token_healing: bool = True
+    # Typed-hole context block before the file text (RESEARCH §6). Off by default: on the
+    # embedded 135M model it did not improve the holes benchmark (BENCHMARKS.md).
+    typed_holes: bool = False
+    context_budget_tokens: int = 256
+    # Check each suggestion (parses, names and attributes exist, type fits) and drop failing ones.
+    check_suggestions: bool = True
     # KV cache across edits: pie (rotate shifted keys) | prefix (re-encode after the edit) | full
     cache_mode: str = "pie"
     cache_budget_mb: int = 1024  # KV sessions of all open documents together

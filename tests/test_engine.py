@@ -143,3 +143,37 @@ def test_five_megabyte_file_is_served_from_a_window(engine):
     assert second.prompt_tokens - second.reused_tokens <= 1
     assert [d.text for d in second.items] == [d.text for d in first.items]
     engine.forget("file:///big.py")
+
+
+def test_checker_drops_a_suggestion_that_calls_names_that_do_not_exist(engine, monkeypatch):
+    import holefill.completion.engine as engine_module
+
+    doc = STACK + "        return self.ite"
+    monkeypatch.setattr(engine_module, "clean_suggestion", lambda g, c: "ms + undefined_helper()")
+    result = complete(engine, doc)
+    assert not result.items and "undefined_helper" in result.rejected[0]
+    assert "check" in result.timings_ms
+    engine.settings = engine.settings.updated({"check_suggestions": False})
+    try:
+        assert complete(engine, doc).items[0].text == "ms + undefined_helper()"
+    finally:
+        engine.settings = engine.settings.updated({"check_suggestions": True})
+
+
+def test_typed_hole_context_goes_before_the_file_text(engine):
+    doc = ("from dataclasses import dataclass\n\n\n@dataclass\nclass Item:\n    name: str\n"
+           "    price: float\n\n\ndef cheapest(items: list[Item]) -> Item:\n    return ")
+    plain = complete(engine, doc, doc_id="file:///holes.py")
+    engine.settings = engine.settings.updated({"typed_holes": True})
+    try:
+        with_context = complete(engine, doc, doc_id="file:///holes.py")
+        session = engine.store.get("file:///holes.py")
+        assert "Expected type at the cursor: Item" in session.header
+        assert with_context.prompt_tokens > plain.prompt_tokens
+        assert "context" in with_context.timings_ms
+    finally:
+        engine.settings = engine.settings.updated({"typed_holes": False})
+    again = complete(engine, doc, doc_id="file:///holes.py")  # the block is removed again
+    assert engine.store.get("file:///holes.py").header == ""
+    assert [d.text for d in again.items] == [d.text for d in plain.items]
+    engine.forget("file:///holes.py")

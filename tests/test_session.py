@@ -245,3 +245,21 @@ def test_store_evicts_least_recently_used_under_the_budget(tok, decoder):
     assert store.ids() == ["a", "c"]
     store.drop("a")
     assert store.ids() == ["c"]
+
+
+def test_context_header_is_one_more_edit_at_the_front(tok, decoder):
+    session = new_session(tok, decoder, "pie")
+    session.reset(SOURCE, len(SOURCE))
+    session.sync(len(session.tokens))
+    result = session.set_header("# Expected type at the cursor: int\n")
+    assert result.shifted > 0 and result.dropped == 0  # the window's cache moved, not dropped
+    assert session.tokens == ids(tok, "# Expected type at the cursor: int\n" + SOURCE)
+    session.apply_edit(10, 12, "sys")
+    session.set_header("")
+    assert session.tokens == ids(tok, session.doc)
+    session.sync(len(session.tokens))
+    k, v = cache_of(session)
+    fk, fv = fresh_cache(tok, decoder, session.doc)
+    assert (k[0] - fk[0]).abs().max().item() < 1e-4  # every token at its position
+    state = session.prompt_at(len(session.doc))
+    assert tok.decode(session.tokens[:state.k]) + state.heal == session.doc

@@ -22,6 +22,9 @@ from holefill.completion.decoder import Decoder, UnsupportedModel
 from holefill.completion.model import LoadedModel, ModelInfo, load_model
 from holefill.completion.postprocess import analyze_cursor, clean_suggestion, should_stop
 from holefill.config import Settings
+from holefill.context.check import check_suggestion, format_errors
+from holefill.context.holes import hole_context
+from holefill.context.prompt import context_block
 from holefill.kvcache.pie import pie_unsupported_reason
 from holefill.kvcache.session import KVSession
 from holefill.kvcache.store import SessionStore
@@ -43,6 +46,7 @@ class CompletionRequest:
     text: str  # the whole document
     offset: int  # cursor, as a character offset into `text`
     path: str | None = None
+    workspace: str | None = None  # root for cross-file context (jedi Project)
     doc_id: str | None = None  # documents with an id keep their KV cache between requests
     max_new_tokens: int | None = None
     tab_size: int | None = None  # from LSP formattingOptions, when the client sends them
@@ -57,6 +61,7 @@ class CompletionResult:
     cancelled: bool = False
     prompt_tokens: int = 0
     reused_tokens: int = 0
+    rejected: list[str] = field(default_factory=list)  # drafts the checker dropped, and why
 
 
 Cancelled = Callable[[], bool]
@@ -236,6 +241,15 @@ class CompletionEngine:
                 session.reset(req.text, offset)
         if not session.covers(offset):
             session.reset(req.text, offset)
+        hole = None
+        if self.settings.typed_holes:
+            hole = self._hole_context(req, offset)
+            block = "" if hole is None else context_block(
+                hole, self.settings.context_budget_tokens, lambda t: len(self.encode(t)))
+            session.set_header(block + "\n" if block else "")
+            timings["context"] = (time.perf_counter() - t0) * 1000
+        elif session.header:
+            session.set_header("")
         state = session.prompt_at(offset)
         heal, extra = state.heal, []
         if heal and not (self.settings.token_healing and len(heal) <= healing.MAX_HEAL_CHARS
@@ -263,8 +277,11 @@ class CompletionEngine:
         t2 = time.perf_counter()
         timings["prefill"] = (t2 - t1) * 1000
 
-        generated, logprobs, was_cancelled = self._decode(
+        generated, logprobs, was_cancelled, finished = self._decode(
             session, logits, position + 1 + len(extra), hide, heal, max_new, ctx, cancelled)
+        if not finished and ctx.mode == "block" and "\n" in generated:
+            # Out of tokens inside a block: a half-written last line is worse than none.
+            generated = generated[:generated.rfind("\n")]
         t3 = time.perf_counter()
         timings["decode"] = (t3 - t2) * 1000
         timings["decode_tokens"] = float(len(logprobs))
@@ -273,10 +290,25 @@ class CompletionEngine:
             return result
         text = clean_suggestion(generated, ctx)
         timings["postprocess"] = (time.perf_counter() - t3) * 1000
+        if text and self.settings.check_suggestions:
+            t4 = time.perf_counter()
+            errors = check_suggestion(req.text, offset, text, req.path, req.workspace,
+                                      hole.expected if hole is not None else None)
+            timings["check"] = (time.perf_counter() - t4) * 1000
+            if errors:
+                result.rejected.append("; ".join(format_errors(errors)))
+                text = None
         if text:
             score = sum(logprobs) / len(logprobs) if logprobs else 0.0
             result.items.append(Draft(text=text, score=score))
         return result
+
+    def _hole_context(self, req: CompletionRequest, offset: int):
+        try:
+            return hole_context(req.text, offset, req.path, req.workspace)
+        except Exception as exc:  # analysis must never break completion
+            log.warning("typed-hole context failed: %s", type(exc).__name__)
+            return None
 
     def _reused(self, session: KVSession, visible: int) -> int:
         """Prompt tokens that were already in the cache before this request."""
@@ -284,15 +316,17 @@ class CompletionEngine:
 
     def _decode(self, session: KVSession, logits: torch.Tensor, position: int,
                 hide: tuple[int, int], heal: str, max_new: int, ctx, cancelled: Cancelled
-                ) -> tuple[str, list[float], bool]:
+                ) -> tuple[str, list[float], bool, bool]:
         """Greedy decoding into the session's scratch slots; the first tokens re-spell `heal`.
-        Returns (text after the cursor, log-probabilities, cancelled)."""
+        Returns (text after the cursor, log-probabilities, cancelled, finished: the model or
+        the stop rule ended it, not the token limit)."""
         out_ids: list[int] = []
         logprobs: list[float] = []
         remaining = heal
+        finished = False
         for _ in range(max_new + 8):  # a few extra steps for the healed characters
             if cancelled():
-                return "", logprobs, True
+                return "", logprobs, True, False
             if remaining:
                 allowed = self.vocab.allowed(remaining)
                 scores = torch.full_like(logits, -math.inf)
@@ -302,6 +336,7 @@ class CompletionEngine:
             token = int(torch.argmax(scores))
             logprobs.append(float(torch.log_softmax(scores, -1)[token]))
             if token in self.eos_ids:
+                finished = True
                 break
             out_ids.append(token)
             if remaining:
@@ -309,14 +344,17 @@ class CompletionEngine:
                 remaining = remaining[len(piece):] if len(piece) < len(remaining) else ""
             else:
                 text = self.tokenizer.decode(out_ids, skip_special_tokens=True)[len(heal):]
-                if len(logprobs) >= max_new or should_stop(text, ctx):
+                if should_stop(text, ctx):
+                    finished = True
+                    break
+                if len(logprobs) >= max_new:
                     break
             if session.scratch_room <= 0:
                 break
             logits = session.scratch_forward([token], position, hide)[-1]
             position += 1
         text = self.tokenizer.decode(out_ids, skip_special_tokens=True)
-        return (text[len(heal):] if text.startswith(heal) else text), logprobs, False
+        return (text[len(heal):] if text.startswith(heal) else text), logprobs, False, finished
 
 
 def _eos_ids(tokenizer, hf_model) -> set[int]:

@@ -62,6 +62,9 @@ class KVSession:
         self.mode = mode if (pie_ok or mode != "pie") else "prefix"
         self.cache = decoder.new_cache(capacity_tokens + scratch_tokens)
         self.doc = ""
+        # Text before the window (the typed-hole context block): the session encodes
+        # header + doc[start:end]; a changed header is one more edit at the front.
+        self.header = ""
         self.start = 0  # window [start, end) in document characters
         self.end = 0
         self.tokens: list[int] = []
@@ -90,15 +93,28 @@ class KVSession:
         self.edited_since_refresh = 0
         self.refreshed_upto = 0
 
+    @property
+    def text(self) -> str:
+        """What the session encodes."""
+        return self.header + self.doc[self.start:self.end]
+
     def _retokenize(self) -> None:
-        ids, ends = self.tokenize(self.doc[self.start:self.end])
+        ids, ends = self.tokenize(self.text)
+        h = len(self.header)
         if len(ids) > self.capacity_tokens:  # keep the window inside the cache
-            self.end = self.start + ends[self.capacity_tokens - 1]
-            ids, ends = self.tokenize(self.doc[self.start:self.end])
-            while len(ids) > self.capacity_tokens:
-                self.end = self.start + ends[-2]
-                ids, ends = self.tokenize(self.doc[self.start:self.end])
+            self.end = self.start + max(0, ends[self.capacity_tokens - 1] - h)
+            ids, ends = self.tokenize(self.text)
+            while len(ids) > self.capacity_tokens and self.end > self.start:
+                self.end = self.start + max(0, ends[-2] - h)
+                ids, ends = self.tokenize(self.text)
         self.tokens, self.ends = ids, ends
+
+    def set_header(self, header: str) -> EditResult | None:
+        """Replace the text before the window (the context block)."""
+        if header == self.header:
+            return None
+        self.header = header
+        return self._retokenize_and_update()
 
     def set_text(self, doc: str) -> list[EditResult]:
         """Bring the session to `doc` by the single edit that spans all differences."""
@@ -132,6 +148,9 @@ class KVSession:
             self.encoded, self.dirty, self.refreshed_upto = 0, [], 0
             return EditResult(0, 0, len(self.tokens), 0, dropped)
         self.end = start + len(text) if end > self.end else self.end + delta_chars
+        return self._retokenize_and_update()
+
+    def _retokenize_and_update(self) -> EditResult:
         old = self.tokens
         self._retokenize()
         new = self.tokens
@@ -248,11 +267,12 @@ class KVSession:
     def prompt_at(self, cursor: int) -> PromptState:
         """The prompt for a cursor: tokens before the token holding the character before the
         cursor, and the characters of that token up to the cursor."""
-        rel = cursor - self.start
+        h = len(self.header)
+        rel = h + cursor - self.start
         k = _first_end_at_or_after(self.ends, rel) if rel > 0 else 0
         k = min(k, len(self.tokens))
         token_start = self.ends[k - 1] if k > 0 else 0
-        return PromptState(k=k, heal=self.doc[self.start + token_start:cursor])
+        return PromptState(k=k, heal=self.text[token_start:rel])
 
     def begin_scratch(self, visible: int) -> tuple[int, int]:
         """Start a completion that sees tokens[:visible] of the cache: returns the slot range

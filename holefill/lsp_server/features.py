@@ -60,6 +60,7 @@ def _request(ls: HolefillServer, t: Target, formatting: Any = None) -> Completio
         text=valid_unicode(t.text),
         offset=t.cursor.offset,
         path=path,
+        workspace=ls.root_path or (os.path.dirname(path) if path else None),
         doc_id=t.doc.uri,
         max_new_tokens=ls.settings.max_new_tokens,
         tab_size=tab_size,
