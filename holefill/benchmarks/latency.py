@@ -16,7 +16,7 @@ import statistics
 from holefill.benchmarks.common import percentile, sample_code
 from holefill.completion.engine import CompletionEngine, CompletionRequest
 
-STAGES = ("tokenize", "prefill", "decode", "postprocess")
+STAGES = ("tokenize", "context", "prefill", "decode", "postprocess", "check")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
