@@ -62,7 +62,10 @@ class HolefillServer(LanguageServer):
 
     @property
     def root_path(self) -> str | None:
-        return self.workspace.root_path
+        try:
+            return self.workspace.root_path
+        except RuntimeError:  # not initialized yet
+            return None
 
     def take_formatting(self) -> dict[str, Any] | None:
         return self.formatting.pop(self.protocol.msg_id, None)
