@@ -31,7 +31,7 @@ class Settings:
     cache_mode: str = "pie"
     cache_budget_mb: int = 1024  # KV sessions of all open documents together
     # Re-encode a session in idle time once PIE-edited tokens exceed this share of its cache.
-    refresh_threshold: float = 0.3
+    refresh_threshold: float = 0.1  # measured: BENCHMARKS.md, edits --drift
     threads: int = 0  # torch intra-op threads; 0 = torch default
     log_level: str = "info"
     debug_log_source: bool = False  # logs hold no source text unless this is on

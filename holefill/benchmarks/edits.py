@@ -34,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-edits", type=int, default=40)
     parser.add_argument("--window-tokens", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--drift", action="store_true",
+                        help="also measure the refresh threshold's effect over a long edit stream")
 
 
 @dataclass
@@ -241,6 +243,8 @@ def run(args: argparse.Namespace) -> dict:
         rows.append(row)
     report: dict = {"suite": "edits", "model": engine.info.name, "dtype": engine.info.dtype,
                     "repo": args.repo or "fixture", "n_edits": len(rows)}
+    if args.drift:
+        report["drift"] = drift(engine, args.seed)
     if not rows:
         return report
     report.update(_summary(rows))
@@ -253,6 +257,56 @@ def run(args: argparse.Namespace) -> dict:
     if getattr(args, "plot", None):
         plot(rows, args.plot)
     return report
+
+
+def drift(engine: CompletionEngine, seed: int, n_edits: int = 30,
+          thresholds: tuple[float, ...] = (0.05, 0.1, 0.3, 1e9)) -> dict:
+    """PIE keeps stale context in shifted tokens; the refresh threshold bounds it. Over a stream
+    of `n_edits` line insertions into a ~1,500-token window, after each edit: KL(full || PIE) of
+    the next-token distribution at the end of the window, per threshold (1e9 = never refresh),
+    and how many refreshes (full re-encodes) that cost."""
+    import torch
+
+    rng = random.Random(seed)
+    text = (package_dir("json") / "decoder.py").read_text(encoding="utf-8")[:5000]
+    edits = []
+    doc = text
+    for i in range(n_edits):
+        lines = doc.split("\n")
+        at = rng.randrange(1, len(lines) - 5)
+        offset = len("\n".join(lines[:at])) + 1
+        insert = f"# note {i}: {rng.choice(['check', 'todo', 'fixme'])} value_{i} = {i}\n"
+        edits.append((offset, insert))
+        doc = doc[:offset] + insert + doc[offset:]
+
+    def next_logprobs(session) -> torch.Tensor:
+        session.sync(len(session.tokens) - 1)
+        hide = session.begin_scratch(len(session.tokens) - 1)
+        out = session.scratch_forward([session.tokens[-1]], len(session.tokens) - 1, hide)[-1]
+        session.end_scratch()
+        return torch.log_softmax(out, -1)
+
+    result = {}
+    for threshold in thresholds:
+        engine.settings = engine.settings.updated({"cache_mode": "pie"})
+        session = engine.new_session()
+        session.reset(text, len(text))
+        session.sync(len(session.tokens))
+        kls, refreshes = [], 0
+        for offset, insert in edits:
+            session.apply_edit(offset, offset, insert)
+            session.sync(len(session.tokens))
+            if session.drift > threshold:
+                session.refresh()
+                refreshes += 1
+            fresh = engine.new_session()
+            fresh.reset(session.doc, len(session.doc))
+            ref, got = next_logprobs(fresh), next_logprobs(session)
+            kls.append(float(torch.sum(ref.exp() * (ref - got))))
+        name = "never" if threshold >= 1e9 else str(threshold)
+        result[name] = {"mean_kl": round(statistics.mean(kls), 5),
+                        "max_kl": round(max(kls), 5), "refreshes": refreshes}
+    return result
 
 
 def _summary(rows: list[dict]) -> dict:
