@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from holefill.completion.decoder import Decoder
-from holefill.completion.engine import CompletionEngine, CompletionRequest, prompt_window
+from holefill.completion.engine import CompletionEngine, CompletionRequest
 from holefill.config import Settings
+from holefill.kvcache.window import prompt_window
 
 pytestmark = pytest.mark.slow
 

@@ -28,7 +28,7 @@ from holefill.context.prompt import context_block
 from holefill.kvcache.pie import pie_unsupported_reason
 from holefill.kvcache.session import KVSession
 from holefill.kvcache.store import SessionStore
-from holefill.kvcache.window import prompt_window, window_chars  # noqa: F401 (re-export)
+from holefill.kvcache.window import window_chars
 
 log = logging.getLogger(__name__)
 
@@ -181,10 +181,10 @@ class CompletionEngine:
         with self._lock:
             session = self.store.get(doc_id)
             if session is not None:
-                if end > len(session.doc) or start > end:
-                    self.store.drop(doc_id)  # out of step with the editor: start again later
-                else:
+                try:
                     session.apply_edit(start, end, text)
+                except ValueError:  # out of step with the editor: start again later
+                    self.store.drop(doc_id)
 
     def forget(self, doc_id: str) -> None:
         with self._lock:
@@ -234,20 +234,22 @@ class CompletionEngine:
 
         t0 = time.perf_counter()
         ctx = analyze_cursor(req.text, offset, req.tab_size, req.insert_spaces)
-        if session.doc != req.text or not session.tokens:
-            if session.tokens:
-                session.set_text(req.text)
-            else:
-                session.reset(req.text, offset)
+        if not session.tokens:
+            session.reset(req.text, offset)
+        elif session.doc != req.text:
+            session.set_text(req.text)
         if not session.covers(offset):
             session.reset(req.text, offset)
         hole = None
+        context_ms = 0.0
         if self.settings.typed_holes:
+            tc = time.perf_counter()
             hole = self._hole_context(req, offset)
             block = "" if hole is None else context_block(
                 hole, self.settings.context_budget_tokens, lambda t: len(self.encode(t)))
             session.set_header(block + "\n" if block else "")
-            timings["context"] = (time.perf_counter() - t0) * 1000
+            context_ms = (time.perf_counter() - tc) * 1000
+            timings["context"] = context_ms
         elif session.header:
             session.set_header("")
         state = session.prompt_at(offset)
@@ -260,7 +262,7 @@ class CompletionEngine:
         else:  # cursor at the start of the window: condition on a newline
             visible, pending, position = 0, self.newline_id, 0
         t1 = time.perf_counter()
-        timings["tokenize"] = (t1 - t0) * 1000
+        timings["tokenize"] = (t1 - t0) * 1000 - context_ms  # stages must not overlap
 
         if not session.sync(visible, cancelled):
             result.cancelled = True
