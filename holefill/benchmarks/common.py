@@ -39,10 +39,20 @@ def timed(fn: Callable[[], object], repeat: int, warmup: int = 1) -> float:
         fn()
     times = []
     for _ in range(repeat):
+        _sync()
         start = time.perf_counter()
         fn()
+        _sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def _sync() -> None:
+    """CUDA kernels run asynchronously: wait for them so that wall time counts their work."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 def percentile(values: list[float], q: float) -> float:
