@@ -496,33 +496,32 @@ def _element_type(type_text: str | None, which: str) -> str | None:
     return None
 
 
-def _names_in(node) -> list:
-    """Name leaves of a parso node that are not attribute names (`a.b` gives `a`)."""
+def _leaves_in(node, keep) -> list:
+    """The leaves of a parso node, in order, for which `keep(leaf)` is true."""
     out = []
     leaf = node.get_first_leaf()
     last = node.get_last_leaf()
     while leaf is not None:
-        if leaf.type == "name":
-            prev = leaf.get_previous_leaf()
-            if not (prev is not None and prev.type == "operator" and prev.value == "."):
-                out.append(leaf)
-        if leaf is last:
-            break
-        leaf = leaf.get_next_leaf()
-    return out
-
-
-def _strings_in(node) -> list:
-    out = []
-    leaf = node.get_first_leaf()
-    last = node.get_last_leaf()
-    while leaf is not None:
-        if leaf.type == "string":
+        if keep(leaf):
             out.append(leaf)
         if leaf is last:
             break
         leaf = leaf.get_next_leaf()
     return out
+
+
+def _is_attribute_name(leaf) -> bool:
+    prev = leaf.get_previous_leaf()
+    return prev is not None and prev.type == "operator" and prev.value == "."
+
+
+def _names_in(node) -> list:
+    """Name leaves of a parso node that are not attribute names (`a.b` gives `a`)."""
+    return _leaves_in(node, lambda leaf: leaf.type == "name" and not _is_attribute_name(leaf))
+
+
+def _strings_in(node) -> list:
+    return _leaves_in(node, lambda leaf: leaf.type == "string")
 
 
 def _ancestor(node, *types: str):
