@@ -3,6 +3,7 @@
 
     python scripts/train_merge_classifier.py                 # reproduce the shipped weights
     python scripts/train_merge_classifier.py --cv            # leave-one-repo-out model selection
+    python scripts/train_merge_classifier.py --lm-eval 150   # would LM likelihood re-rank better?
 
 Data: ../shared/data/merge/conflicts_train.jsonl.  Split by repository: the repositories in
 ``--dev-repos`` are never trained on (nor used to pick the threshold); they are only reported.  The
@@ -36,6 +37,7 @@ from holefill.merge.classifier import (  # noqa: E402
     make_example,
     train,
 )
+from holefill.merge.patterns import Hunk  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "merge" / "conflicts_train.jsonl"
 DEFAULT_DEV = ("pypa/pip", "pytest-dev/pytest", "pallets/flask")
@@ -156,6 +158,64 @@ def oof_predictions(
     return out
 
 
+def lm_eval(model: MergeClassifier, data: Path, dev_repos: Sequence[str], n: int) -> dict[str, Any]:
+    """Would the code LM's likelihood help?  Rank the classifier's top-3 by LM score instead.
+
+    On ``n`` random dev hunks (seed 0): accuracy of the LM's choice among the classifier's first
+    three candidates, of the classifier's first, of a uniform random pick, the precision of the
+    classifier's choice when the LM agrees / disagrees, and the LM's seconds per hunk.
+    """
+    import random
+
+    import torch
+
+    from holefill.merge.classifier import featurize
+    from holefill.merge.lmscore import LMScorer
+    from holefill.merge.patterns import normalize
+
+    torch.set_num_threads(1)
+    records = [json.loads(line) for line in data.open(encoding="utf-8")]
+    records = [r for r in records if r["repo"] in dev_repos]
+    records = random.Random(0).sample(records, min(n, len(records)))
+    scorer = LMScorer.load()
+    st: Counter[str] = Counter()
+    seconds = []
+    for r in records:
+        feats = featurize(Hunk(r["ours"], r["base"], r["theirs"]), r["context_before"],
+                          r["context_after"])
+        top = model.rank(feats)[:3]
+        want = normalize(r["resolution"])
+        ok = [normalize(c.text) == want for c in top]
+        t0 = time.perf_counter()
+        lm = scorer.score(r["context_before"], [c.text for c in top], r["context_after"])
+        seconds.append(time.perf_counter() - t0)
+        st["hunks"] += 1
+        if lm is None or len(top) < 2:
+            st["not_scored"] += 1
+            continue
+        best = max(range(len(top)), key=lambda k: lm[k].total)
+        st["scored"] += 1
+        st["clf_top1"] += ok[0]
+        st["lm_top1"] += ok[best]
+        st["random_top1_x1000"] += round(1000 * sum(ok) / len(ok))
+        st["agree"] += best == 0
+        st["agree_correct"] += best == 0 and ok[0]
+        st["disagree_correct"] += best != 0 and ok[0]
+    k = max(1, st["scored"])
+    return {
+        **dict(st),
+        "clf_top1_acc": round(st["clf_top1"] / k, 4),
+        "lm_top1_acc": round(st["lm_top1"] / k, 4),
+        "random_top1_acc": round(st["random_top1_x1000"] / 1000 / k, 4),
+        "precision_when_lm_agrees": round(st["agree_correct"] / max(1, st["agree"]), 4),
+        "precision_when_lm_disagrees": round(
+            st["disagree_correct"] / max(1, st["scored"] - st["agree"]), 4
+        ),
+        "lm_seconds_per_hunk_mean": round(float(np.mean(seconds)), 3),
+        "lm_seconds_per_hunk_median": round(float(np.median(seconds)), 3),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -169,7 +229,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--cv", action="store_true", help="compare model configurations (LORO CV)")
     ap.add_argument("--configs", default=None, help="JSON list of train() kwargs for --cv")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument(
+        "--lm-eval", type=int, default=0, metavar="N",
+        help="only measure LM re-ranking of the shipped model's top 3 on N random dev hunks",
+    )
     args = ap.parse_args(argv)
+    if args.lm_eval:
+        dev = [r for r in args.dev_repos.split(",") if r]
+        model = MergeClassifier.load(args.out)
+        print(json.dumps(lm_eval(model, args.data, dev, args.lm_eval), indent=1))
+        return 0
 
     examples = load_examples(args.data, args.cache)
     dev_repos = [r for r in args.dev_repos.split(",") if r]

@@ -1,9 +1,12 @@
 """``holefill bench merge``: the conflict resolver on held-out repositories.
 
-Each record of the data (``conflicts_train.jsonl`` layout) becomes a small file
-``context_before + diff3 conflict block + context_after``; the resolver runs on it exactly as
-``holefill resolve`` would, and a resolved hunk is correct when it equals the recorded human
-``resolution`` after whitespace normalisation.  Only the repositories held out from training are
+Each record of the data (``conflicts_train.jsonl`` layout) becomes
+``context_before + diff3 conflict block + context_after``; the records of one file in one merge
+(same ``merge_sha`` and ``path``) are concatenated into one file, as the merge driver would see
+them (``--per-hunk``: one file per record).  The resolver runs on it exactly as ``holefill
+resolve`` would, and a resolved hunk is correct when it equals the recorded human ``resolution``
+after whitespace normalisation.  The whole output must equal the input with only the resolved
+blocks replaced (``files_with_bytes_changed_outside``).  Only the repositories held out from training are
 used unless ``--repos`` says otherwise.
 
 Metrics: accuracy (correct / all), precision (correct / resolved), coverage (resolved / all),
@@ -37,6 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--min-confidence", type=float, default=None, metavar="X")
     parser.add_argument("--limit", type=int, default=None, help="first N selected records only")
+    parser.add_argument(
+        "--per-hunk",
+        action="store_true",
+        help="one file per hunk (the resolver then never sees the file's other hunks)",
+    )
     try:
         parser.add_argument("--json", default=None, metavar="OUT", help="write the report here")
     except argparse.ArgumentError:
@@ -76,8 +84,7 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the suite; returns a JSON-able report (also written to ``args.json`` when given)."""
     from holefill.merge.classifier import load_default
-    from holefill.merge.diff3 import token_merge
-    from holefill.merge.patterns import Hunk, candidate_texts, normalize
+    from holefill.merge.patterns import normalize
     from holefill.merge.resolver import ConflictError, render_conflict, resolve_text
 
     clf = load_default()
@@ -97,54 +104,94 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "limit", None):
         records = records[: args.limit]
 
+    # Hunks of one file in one merge form one file, as the merge driver sees them: each hunk in
+    # its recorded context, in record order.
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for k, rec in enumerate(records):
+        key = (rec.get("merge_sha", ""), rec.get("path", ""))
+        groups.setdefault((str(k), "") if getattr(args, "per_hunk", False) else key, []).append(rec)
+
     t0 = time.time()
     rows: list[dict[str, Any]] = []
     confusion: Counter[tuple[str, str]] = Counter()
     errors = 0
     bytes_lost = 0
-    for rec in records:
-        want = normalize(rec["resolution"])
-        before, after = rec.get("context_before", ""), rec.get("context_after", "")
-        block = render_conflict(rec["ours"], rec["base"], rec["theirs"])
-        text = before + block + after
-        hunk = Hunk(rec["ours"], rec["base"], rec["theirs"])
-        tm = token_merge(hunk.base, hunk.ours, hunk.theirs)
-        expressible = any(normalize(t) == want for t in candidate_texts(hunk, tm).values())
-        row = {
-            "repo": rec.get("repo", ""),
-            "label": rec.get("label", ""),
-            "resolved": False,
-            "correct": False,
-            "top3": False,
-            "expressible": expressible,
-            "ours_ok": normalize(rec["ours"]) == want,
-            "theirs_ok": normalize(rec["theirs"]) == want,
-            "tm_clean": tm.clean,
-            "tm_correct": tm.clean and normalize(tm.text or "") == want,
-            "pattern": None,
-        }
+    for group in groups.values():
+        pieces = []
+        for rec in group:
+            before, after = rec.get("context_before", ""), rec.get("context_after", "")
+            if after and not after.endswith("\n"):
+                after += "\n"
+            block = render_conflict(rec["ours"], rec["base"], rec["theirs"])
+            pieces.append((before, block, after))
+        text = "".join(b + blk + a for b, blk, a in pieces)
         try:
             res = resolve_text(text, min_confidence=args.min_confidence, use_git=False)
+            if len(res.hunks) != len(group):
+                raise ConflictError("context holds conflict markers")
         except ConflictError:
-            errors += 1
+            res = None
+        if res is not None:
+            # Nothing outside the blocks may change.
+            expect = "".join(
+                b + ((h.text or "") if h.status == "resolved" else blk) + a
+                for (b, blk, a), h in zip(pieces, res.hunks, strict=True)
+            )
+            bytes_lost += res.text != expect
+        for k, rec in enumerate(group):
+            row = _record_row(rec)
+            if res is None:
+                errors += 1
+                rows.append(row)
+                confusion[("ERROR", row["label"])] += 1
+                continue
+            h = res.hunks[k]
+            want = normalize(rec["resolution"])
+            row["top3"] = any(normalize(a.text) == want for a in h.alternatives[:3])
+            if h.status == "resolved":
+                row["resolved"] = True
+                row["correct"] = normalize(h.text or "") == want
+                row["pattern"] = h.pattern
+            confusion[(h.pattern if h.status == "resolved" else "ABSTAIN", row["label"])] += 1
             rows.append(row)
-            confusion[("ERROR", row["label"])] += 1
-            continue
-        h = res.hunks[0]
-        row["top3"] = any(normalize(a.text) == want for a in h.alternatives[:3])
-        if h.status == "resolved":
-            row["resolved"] = True
-            row["correct"] = normalize(h.text or "") == want
-            row["pattern"] = h.pattern
-            # Nothing outside the block may change.
-            if not (res.text.startswith(before) and res.text.endswith(after)):
-                bytes_lost += 1
-        elif res.text != text:
-            bytes_lost += 1
-        confusion[(h.pattern if h.status == "resolved" else "ABSTAIN", row["label"])] += 1
-        rows.append(row)
+    return _report(args, clf, rows, confusion, errors, bytes_lost, time.time() - t0)
 
+
+def _record_row(rec: dict[str, Any]) -> dict[str, Any]:
+    """Per-record facts that do not depend on the resolver (baselines, expressibility)."""
+    from holefill.merge.diff3 import token_merge
+    from holefill.merge.patterns import Hunk, candidate_texts, normalize
+
+    want = normalize(rec["resolution"])
+    hunk = Hunk(rec["ours"], rec["base"], rec["theirs"])
+    tm = token_merge(hunk.base, hunk.ours, hunk.theirs)
+    expressible = any(normalize(t) == want for t in candidate_texts(hunk, tm).values())
+    return {
+        "repo": rec.get("repo", ""),
+        "label": rec.get("label", ""),
+        "resolved": False,
+        "correct": False,
+        "top3": False,
+        "expressible": expressible,
+        "ours_ok": normalize(rec["ours"]) == want,
+        "theirs_ok": normalize(rec["theirs"]) == want,
+        "tm_clean": tm.clean,
+        "tm_correct": tm.clean and normalize(tm.text or "") == want,
+        "pattern": None,
+    }
+
+
+def _report(
+    args: argparse.Namespace,
+    clf: Any,
+    rows: list[dict[str, Any]],
+    confusion: Counter[tuple[str, str]],
+    errors: int,
+    bytes_lost: int,
+    seconds: float,
+) -> dict[str, Any]:
     report: dict[str, Any] = {"suite": "merge", "data": str(args.data)}
+    report["files"] = "per-hunk" if getattr(args, "per_hunk", False) else "per-merged-file"
     report.update(_summary(rows))
     report["threshold"] = clf.threshold if args.min_confidence is None else args.min_confidence
     report["repos"] = sorted({r["repo"] for r in rows})
@@ -170,8 +217,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     report["confusion"] = {f"{p} -> {lab}": c for (p, lab), c in sorted(confusion.items())}
     report["marker_errors"] = errors
-    report["hunks_with_bytes_changed_outside"] = bytes_lost
-    report["seconds"] = round(time.time() - t0, 1)
+    report["files_with_bytes_changed_outside"] = bytes_lost
+    report["seconds"] = round(seconds, 1)
     out = getattr(args, "json", None)
     if out:
         Path(out).write_text(json.dumps(report, indent=1) + "\n")
