@@ -106,7 +106,8 @@ class Lsp:
         """Messages of finished model loads (work-done progress end), oldest first."""
         return [
             value.message or ""
-            for reports in client.progress_reports.values()
+            for token, reports in client.progress_reports.items()
+            if str(token).startswith("holefill/load/")  # not the workspace index's progress
             for value in reports
             if isinstance(value, types.WorkDoneProgressEnd)
         ]

@@ -111,6 +111,18 @@ def jedi_items(
     return items
 
 
+def order_items(
+    items: list[types.CompletionItem], names: list[str]
+) -> list[types.CompletionItem]:
+    """The items in the order of `names` (the LANCE ranking of jedi's labels), with sort texts
+    renumbered to match; items whose label is not in `names` follow in their own order."""
+    position = {name: i for i, name in enumerate(names)}
+    ordered = sorted(items, key=lambda item: position.get(item.label, len(position)))
+    for index, item in enumerate(ordered):
+        item.sort_text = f"1{index:05d}"
+    return ordered
+
+
 def completion_list(
     model: types.CompletionItem | None, items: list[Any], incomplete: bool = False
 ) -> types.CompletionList:

@@ -1,0 +1,126 @@
+"""Constrained decoding of the attribute name after `recv.` (LANCE, RESEARCH §5.4).
+
+While the model spells the name after the dot, only tokens that keep the text on a path of the
+candidates' prefix trie are allowed; once a whole candidate is spelled, the name may end (the
+next character is not an identifier character) and the rest of the line is free.
+
+The trie is over the names' characters and each vocabulary token is walked through it, which is
+the prefix trie of *every* token sequence that spells a candidate, not only the tokenizer's
+canonical one: after token healing the first generated token often starts with the backed-off
+"." or with letters already typed (".append", "end("), and a greedy model may pick a
+non-canonical split. The characters before the name that healing backed off (`lead`) must be
+re-spelled first, exactly as the healing constraint demands.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from holefill.completion.healing import TokenTexts
+
+
+def _ident(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+class _Node:
+    __slots__ = ("children", "end")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Node] = {}
+        self.end = False
+
+
+class NameConstraint:
+    """Allowed next tokens while the name after the dot is being generated.
+
+    `lead`: characters the generated text must start with before the name (backed off by
+    token healing, e.g. "."); `stem`: name characters already in the prompt (typed before the
+    cursor and not backed off). `allowed(generated)` takes the text generated so far."""
+
+    def __init__(self, names: list[str], vocab: TokenTexts, lead: str = "", stem: str = ""
+                 ) -> None:
+        self.vocab = vocab
+        self.lead = lead
+        self.stem = stem
+        self.root = _Node()
+        for name in dict.fromkeys(names):
+            if name and all(_ident(c) for c in name) and name.startswith(stem):
+                node = self.root
+                for ch in name:
+                    node = node.children.setdefault(ch, _Node())
+                node.end = True
+        self.empty = not self.root.children
+        self._terminators: torch.Tensor | None = None
+
+    @classmethod
+    def at_cursor(cls, names: list[str], vocab: TokenTexts, typed: str, heal: str
+                  ) -> NameConstraint:
+        """For a cursor after `recv.` + `typed`, where healing backed off `heal` (a suffix of
+        the text before the cursor, "" when healing is off)."""
+        if len(heal) >= len(typed):
+            return cls(names, vocab, lead=heal[: len(heal) - len(typed)], stem="")
+        return cls(names, vocab, lead="", stem=typed[: len(typed) - len(heal)])
+
+    def _walk(self, text: str) -> _Node | None:
+        node = self.root
+        for ch in text:
+            node = node.children.get(ch)
+            if node is None:
+                return None
+        return node
+
+    def done(self, generated: str) -> bool:
+        """The name is complete and ended (or the text left the constraint): decode freely."""
+        if len(generated) <= len(self.lead):
+            return False
+        name = self.stem + generated[len(self.lead):]
+        i = 0
+        while i < len(name) and _ident(name[i]):
+            i += 1
+        return i < len(name)
+
+    def valid(self, text: str) -> bool:
+        """Can `text` (generated so far) still become lead + candidate (+ anything after it)?"""
+        if len(text) <= len(self.lead):
+            return self.lead.startswith(text)
+        if not text.startswith(self.lead):
+            return False
+        name = self.stem + text[len(self.lead):]
+        i = 0
+        while i < len(name) and _ident(name[i]):
+            i += 1
+        node = self._walk(name[:i])
+        if node is None:
+            return False
+        return node.end if i < len(name) else True
+
+    def allowed(self, generated: str) -> torch.Tensor | None:
+        """Ids of the tokens allowed next, or None when the constraint no longer applies (the
+        name has ended) or cannot apply (no candidate, no token fits)."""
+        if self.empty or self.done(generated):
+            return None
+        texts = self.vocab.texts
+        if len(generated) < len(self.lead):
+            firsts = {self.lead[len(generated)]}
+            node = None
+        else:
+            node = self._walk(self.stem + generated[len(self.lead):])
+            if node is None:
+                return None
+            firsts = set(node.children)
+        ids = [i for ch in firsts for i in self.vocab._by_first.get(ch, ())
+               if self.valid(generated + texts[i])]
+        if node is not None and node.end:  # a whole name: it may end here
+            ids.extend(self.terminators().tolist())
+        if not ids:
+            return None
+        return torch.tensor(sorted(set(ids)), dtype=torch.long)
+
+    def terminators(self) -> torch.Tensor:
+        """Tokens that start with a non-identifier character (they end the name)."""
+        if self._terminators is None:
+            ids = [i for ch, group in self.vocab._by_first.items() if not _ident(ch)
+                   for i in group]
+            self._terminators = torch.tensor(sorted(ids), dtype=torch.long)
+        return self._terminators

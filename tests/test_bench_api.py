@@ -1,0 +1,70 @@
+"""`holefill bench api` on the fixture repository: task generation, report keys, and one small
+run with the real model (slow)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import pytest
+
+from holefill.benchmarks import api as bench
+from holefill.config import Settings
+from holefill.context.index import ApiIndex
+
+REPO = Path(__file__).parent / "data" / "api_repo"
+
+
+def args_for(**overrides) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args([])
+    args.repo = str(REPO)
+    args.settings = Settings(threads=1)
+    for key, value in overrides.items():
+        setattr(args, key, value)
+    return args
+
+
+def test_tasks_are_cross_file_calls_cut_after_the_dot():
+    index = ApiIndex.build(REPO)
+    tasks = bench.make_tasks(index, str(REPO), n=20, seed=0, per_file=20)
+    assert tasks
+    for task in tasks:
+        assert task["doc"].endswith(".")
+        source = Path(task["path"]).read_text()
+        assert source.startswith(task["doc"] + task["truth"])
+        assert task["rest"].startswith(task["truth"])
+        owner = index.symbol(task["owner"])
+        assert owner is not None and owner.path != task["path"]  # defined in another file
+    truths = {t["truth"] for t in tasks}
+    assert {"add_item", "total"} <= truths
+    assert "discounted" in truths  # product.discounted(10): via find_product's return type
+
+
+def test_report_without_the_model():
+    report = bench.run(args_for(no_model=True, no_rerank=True, n=10, search_n=10))
+    assert report["index"]["files"] == 5 and report["index"]["seconds"] >= 0
+    assert report["n"] > 0
+    for key in ("jedi_alpha_top1", "ours_top1", "correlated", "candidates_hold_truth"):
+        assert 0.0 <= report["ranking"][key] <= 1.0
+    assert report["ranking"]["candidates_hold_truth"] == 1.0
+    assert 0.0 <= report["search_top1"] <= report["search_top5"] <= 1.0
+    assert report["search"]["n"] > 0
+    assert report["configs"] == {}
+
+
+def test_unknown_configuration_is_a_clear_error():
+    with pytest.raises(SystemExit, match="unknown configuration"):
+        bench.run(args_for(configs="model,magic"))
+
+
+@pytest.mark.slow
+def test_small_run_with_the_model():
+    report = bench.run(args_for(n=3, search_n=5, no_rerank=True, configs="model,model+block+constrain"))
+    assert set(report["configs"]) == {"model", "model+block+constrain"}
+    for values in report["configs"].values():
+        for key in ("api_name_top1", "full_call_exact", "nonexistent_name_rate"):
+            assert 0.0 <= values[key] <= 1.0 and not math.isnan(values[key])
+    assert report["configs"]["model+block+constrain"]["nonexistent_name_rate"] == 0.0
