@@ -160,12 +160,18 @@ class Decoder:
     def forward(self, cache: KVCache, ids: torch.Tensor | None = None,
                 embeds: torch.Tensor | None = None, positions: torch.Tensor | None = None,
                 all_logits: bool = False, n_layers: int | None = None,
-                hide: tuple[int, int] | None = None) -> torch.Tensor:
+                hide: tuple[int, int] | None = None, first_layer: int = 0,
+                return_hidden: bool = False) -> torch.Tensor:
         """Append T tokens to `cache` and return logits [T, vocab] (or [1, vocab] for the last
         token unless `all_logits`). `ids` [T] or `embeds` [T, hidden]; positions default to the
         cache slots they are written to. `hide` = (a, b): slots [a, b) are invisible to the new
         tokens (a completion written after the document's cached text, at the cursor's
-        positions, must not see the text after the cursor)."""
+        positions, must not see the text after the cursor).
+
+        Split forwards (early exit, self-speculation): only layers [first_layer, n_layers) run
+        and write the cache; with first_layer > 0, `embeds` is the residual stream entering that
+        layer. `return_hidden` returns the residual stream after the last layer run [T, hidden]
+        (no final norm) instead of logits; `logits()` turns it into logits."""
         x = self.embed_tokens(ids) if embeds is None else embeds.to(self.act_dtype)
         T = x.shape[0]
         start = cache.length
@@ -183,8 +189,8 @@ class Decoder:
                 mask[:, hide[0]:hide[1]] = False
         causal = T > 1 and mask is None
         nq, nkv, hd = self.n_heads, self.n_kv, self.head_dim
-        layers = self.layers if n_layers is None else self.layers[:n_layers]
-        for i, layer in enumerate(layers):
+        layers = self.layers[first_layer:n_layers]
+        for i, layer in enumerate(layers, start=first_layer):
             h = _rms_norm(x, layer.ln1, self.eps)
             qkv = layer.qkv(h)
             q = qkv[:, : nq * hd].view(T, nq, hd).transpose(0, 1)
@@ -206,8 +212,13 @@ class Decoder:
             g, u = gu.split(self.intermediate, dim=-1)
             x = x + layer.down(F.silu(g) * u)
         cache.length = end
-        x = _rms_norm(x if all_logits else x[-1:], self.norm, self.eps)
-        return self.lm_head(x).float()
+        if return_hidden:
+            return x
+        return self.logits(x if all_logits else x[-1:])
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Final norm and LM head on residual-stream rows [T, hidden] -> fp32 logits."""
+        return self.lm_head(_rms_norm(x, self.norm, self.eps)).float()
 
 
 def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
