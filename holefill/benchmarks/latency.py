@@ -5,6 +5,11 @@ there yet), types one more character at the end of it and asks for a suggestion 
 the line. The document keeps its KV session (with edits applied), so the request reuses the
 cache, as in an editor. Also reported: the first request at each position (a jump from the
 previous position: the edit there and the text up to the cursor are encoded).
+
+With `--backend openai --endpoint URL` the same requests go to an OpenAI-compatible server
+(remote.py) and, unless `--remote-only`, also to the local engine in the same run, so the two
+are compared on the same document, positions and settings. Remote stages: "prefill" is the time
+to the first streamed token (network, queueing and the engine's prefill), "decode" the rest.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+from typing import Any
 
 from holefill.benchmarks.common import percentile, sample_code
 from holefill.completion.engine import CompletionEngine, CompletionRequest
@@ -23,15 +29,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", type=int, default=30, help="measured requests")
     parser.add_argument("--file-tokens", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--remote-only", action="store_true",
+                        help="with --backend openai: skip the local engine's run")
 
 
-def document(engine: CompletionEngine, n_tokens: int) -> str:
+def count_tokens(engine: Any, text: str) -> int:
+    """The local engine's token count; the remote engine has no tokenizer here: an estimate."""
+    if hasattr(engine, "encode"):
+        return len(engine.encode(text))
+    from holefill.context.report import estimate_tokens
+
+    return estimate_tokens(text)
+
+
+def document(engine: Any, n_tokens: int) -> str:
     """The first lines of the sample code that make up about `n_tokens` tokens."""
     lines = sample_code(n_tokens * 6).split("\n")
     out: list[str] = []
     total = 0
     for line in lines:
-        total += len(engine.encode(line + "\n"))
+        total += count_tokens(engine, line + "\n")
         out.append(line)
         if total >= n_tokens:
             break
@@ -40,8 +57,30 @@ def document(engine: CompletionEngine, n_tokens: int) -> str:
 
 def run(args: argparse.Namespace) -> dict:
     settings = args.settings.updated({"max_new_tokens": 48})
-    engine = CompletionEngine.load(settings)
-    text = document(engine, args.file_tokens)
+    if settings.backend != "openai":
+        return measure(CompletionEngine.load(settings), args)
+    from holefill.completion.remote import RemoteEngine
+
+    remote = RemoteEngine.load(settings)
+    try:
+        if args.remote_only:
+            return measure(remote, args)
+        local = CompletionEngine.load(settings.updated({"backend": "local"}))
+        text = document(local, args.file_tokens)  # one document, the local tokenizer's count
+        results = {"suite": "latency", "local": measure(local, args, text),
+                   "openai": measure(remote, args, text)}
+        results["openai"]["file_tokens"] = results["local"]["file_tokens"]
+    finally:
+        remote.close()
+    results["openai_over_local_p50"] = round(
+        results["openai"]["p50_ms"] / max(1e-9, results["local"]["p50_ms"]), 2)
+    return results
+
+
+def measure(engine: Any, args: argparse.Namespace, text: str | None = None) -> dict:
+    """The suite on one engine (local CompletionEngine or RemoteEngine)."""
+    if text is None:
+        text = document(engine, args.file_tokens)
     rng = random.Random(args.seed)
     lines = text.split("\n")
     # Line ends of non-trivial lines in the second half of the file (long prompts).
@@ -73,7 +112,8 @@ def run(args: argparse.Namespace) -> dict:
         typing.append(total)
         for s in STAGES:
             stages[s].append(result.timings_ms.get(s, 0.0))
-        reused.append(result.reused_tokens / max(1, result.prompt_tokens))
+        if not hasattr(engine, "capabilities") or "cached_prompt_share" in result.timings_ms:
+            reused.append(result.reused_tokens / max(1, result.prompt_tokens))
         suggested += bool(result.items)
         decoded.append(result.timings_ms.get("decode_tokens", 0.0))
     return {
@@ -81,12 +121,14 @@ def run(args: argparse.Namespace) -> dict:
         "model": engine.info.name,
         "device": engine.info.device,
         "dtype": engine.info.dtype,
-        "file_tokens": len(engine.encode(text)),
+        "backend": "openai" if hasattr(engine, "capabilities") else "local",
+        "file_tokens": count_tokens(engine, text),  # remote-only: an estimate
         "n": len(typing),
         "p50_ms": round(percentile(typing, 50), 1),
         "p95_ms": round(percentile(typing, 95), 1),
         "breakdown_ms": {s: round(statistics.median(v), 1) for s, v in stages.items()},
-        "reused_prompt_share": round(statistics.median(reused), 3),
+        # remote: the engine's cached-token share, when it reports one (vLLM does)
+        "reused_prompt_share": round(statistics.median(reused), 3) if reused else None,
         "with_suggestion": suggested,
         "median_decoded_tokens": statistics.median(decoded),
         "jump_p50_ms": round(percentile(jump, 50), 1),

@@ -32,6 +32,13 @@ class Superseded(Exception):
     """A newer request for the same document took over."""
 
 
+class _Unavailable:
+    """The engine could not serve the request now (e.g. its endpoint is down)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
 class _Ticket:
     def __init__(self) -> None:
         self.stop = threading.Event()
@@ -39,7 +46,16 @@ class _Ticket:
 
 
 def default_engine_factory(settings: Settings) -> Any:
-    """`CompletionEngine.load`, imported only when a model is actually loaded (torch is heavy)."""
+    """The engine of `settings.backend`: `CompletionEngine.load` (local) or `RemoteEngine.load`
+    (openai), imported only when a model is actually loaded (torch is heavy)."""
+    from holefill.completion.model import ModelError
+
+    if settings.backend == "openai":
+        from holefill.completion.remote import RemoteEngine
+
+        return RemoteEngine.load(settings)
+    if settings.backend != "local":
+        raise ModelError(f"backend must be 'local' or 'openai', not {settings.backend!r}")
     from holefill.completion.engine import CompletionEngine
 
     return CompletionEngine.load(settings)
@@ -60,6 +76,9 @@ class EngineHost:
         self._maintenance: _Ticket | None = None
         self._edited = False  # edits since the last maintenance
         self._closed = False
+        self.unavailable: str | None = None  # why the engine cannot serve now, while it cannot
+        # Shows a message in the editor (text, is_error): the server sets it (showMessage).
+        self.notify: Callable[[str, bool], None] | None = None
 
     def request(self, **fields: Any) -> CompletionRequest:
         if self.request_type is None:
@@ -77,8 +96,12 @@ class EngineHost:
         a load that a newer one superseded is discarded."""
         self._generation += 1
         generation = self._generation
+        old = self.engine
         self.state, self.error, self.engine = "loading", None, None
+        self.unavailable = None
         self.cancel_all()
+        if old is not None and hasattr(old, "close") and not self._closed:
+            self._executor.submit(old.close)  # the remote engine's connections and loop thread
         async with self._load_lock:
             if generation != self._generation:
                 return "superseded"
@@ -112,6 +135,9 @@ class EngineHost:
             result = await loop.run_in_executor(
                 self._executor, _generate, engine, request, ticket.stop
             )
+            self._report(result)
+            if isinstance(result, _Unavailable):
+                return None
             if ticket.superseded:
                 raise Superseded()
             if ticket.stop.is_set() or result is None or result.cancelled:
@@ -125,6 +151,24 @@ class EngineHost:
                 del self._pending[key]
             if self._edited and not self._pending and not self._closed:
                 self._plan_maintenance()
+
+    def _report(self, result: Any) -> None:
+        """An outage is shown in the editor once, and its end once, not on every request."""
+        if isinstance(result, _Unavailable):
+            if self.unavailable is None:
+                self._notify(f"holefill: completions unavailable: {result.message}", True)
+            self.unavailable = result.message
+        elif result is not None and not result.cancelled and self.unavailable is not None:
+            self.unavailable = None
+            self._notify("holefill: completions available again", False)
+
+    def _notify(self, message: str, error: bool) -> None:
+        log.log(logging.ERROR if error else logging.INFO, "%s", message)  # also the output log
+        if self.notify is not None:
+            try:
+                self.notify(message, error)
+            except Exception as exc:  # a closed connection must not break completion
+                log.debug("notify failed: %s", type(exc).__name__)
 
     def edit(self, key: str, edits: list[tuple[int, int, str]]) -> None:
         """Hand a document's edits (character offsets, each into the previous text) to its KV
@@ -182,6 +226,8 @@ def _generate(engine: Any, request: CompletionRequest, flag: threading.Event) ->
     try:
         return engine.complete(request, cancelled=flag.is_set)
     except Exception as exc:  # a bad input must not take the server down
+        if getattr(exc, "unavailable", False):  # e.g. remote.EndpointError: shown to the user
+            return _Unavailable(str(exc))
         log.error("completion failed: %s: %s", type(exc).__name__, str(exc)[:200])
         log.debug("completion failure", exc_info=True)
         return None

@@ -1,0 +1,481 @@
+"""Team scale: the completion pipeline on an existing inference engine (vLLM, llama.cpp's server,
+TGI) through the OpenAI-compatible `/v1/completions` API.
+
+Everything but decoding is the local engine's: cursor analysis and post-processing
+(postprocess.py), the API signature block and the typed-hole context block (context/), the
+prompt window (kvcache/window.py), the suggestion checker and its error rounds (context/). The engine decodes; we stream its tokens (SSE),
+stop reading as soon as the post-processor says the line or block is complete, and close the
+HTTP request then (vLLM and llama.cpp abort the generation when the client disconnects), or when
+the editor cancels.
+
+Prompt layout for the engine's prefix cache (vLLM automatic prefix caching, llama.cpp
+`cache_prompt`): the stable typed-hole context block first, then the file window, whose start
+stays put while the user types (window.py), so consecutive requests share a long prefix.
+
+Not available here (they need the model's internals): token healing (the prompt is cut at the
+cursor), PIE sessions, superposed decoding, early exit and the API-name constraint. Several drafts come from the
+engine's own `n`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from holefill.completion.engine import Cancelled, CompletionRequest, CompletionResult, Draft
+from holefill.completion.model import ModelError, ModelInfo
+from holefill.completion.postprocess import CursorContext, analyze_cursor, clean_suggestion
+from holefill.completion.postprocess import should_stop as _should_stop
+from holefill.config import Settings
+from holefill.context import api as api_context
+from holefill.context.check import check_suggestion, format_errors
+from holefill.context.holes import hole_context
+from holefill.context.prompt import context_block, error_feedback
+from holefill.context.report import estimate_tokens
+from holefill.kvcache.window import prompt_window
+
+log = logging.getLogger(__name__)
+
+MAX_NEW_TOKENS = 256
+POLL_S = 0.01  # how often a waiting request looks at the editor's cancel flag
+BACKOFF_S = 0.25  # first retry delay; doubles per retry
+RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+DRAFT_TEMPERATURE = 0.6  # n > 1 needs sampling: greedy drafts would all be the same
+
+CAPABILITIES = {
+    "typed_holes": "available (context block first in the prompt)",
+    "api_context": "available (signature block in the prompt)",
+    "error_rounds": "available",
+    "constrain_api_names": "unavailable for this backend: needs the model's logits",
+    "checks": "available",
+    "postprocess": "available",
+    "drafts": "available: the engine's own `n` (sampled at temperature 0.6; drafts=1: greedy)",
+    "prefix_cache": "the engine's (vLLM automatic prefix caching, llama.cpp cache_prompt)",
+    "token_healing": "unavailable for this backend: the prompt is cut at the cursor",
+    "pie": "unavailable for this backend: the KV cache lives in the inference engine",
+    "superposed_decoding": "unavailable for this backend: needs the model's embeddings",
+    "early_exit": "unavailable for this backend: needs the model's layers",
+}
+
+
+class EndpointError(RuntimeError):
+    """The endpoint cannot serve completions now (unreachable, timed out, HTTP error). The
+    language server shows it in the editor once per outage."""
+
+    unavailable = True
+
+
+class _Retryable(Exception):
+    """A failure before any output that a later attempt may not have."""
+
+
+@dataclass
+class RemoteOutput:
+    """What one streamed request produced."""
+
+    texts: dict[int, str] = field(default_factory=dict)  # choice index -> raw text
+    finished: dict[int, bool] = field(default_factory=dict)  # ended by the engine or stop rule
+    ttft_ms: float | None = None  # time to the first generated text
+    prompt_tokens: int = 0
+    cached_tokens: int | None = None  # prompt tokens the engine took from its prefix cache
+    completion_tokens: int = 0
+    closed_early: bool = False  # we closed the stream: every draft was complete
+    chunks: int = 0  # streamed pieces of text (the token count when no usage arrives)
+
+
+def base_url(endpoint: str) -> str:
+    """The server root for `endpoint` ("http://h:8000", ".../v1" and a trailing slash all work);
+    ModelError for anything that is not an http(s) URL."""
+    url = endpoint.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ModelError(f"backend openai needs --endpoint http(s)://HOST:PORT, got {endpoint!r}")
+    return url[: -len("/v1")] if url.endswith("/v1") else url
+
+
+def build_prompt(text: str, offset: int, settings: Settings, path: str | None = None,
+                 workspace: str | None = None, api_index: Any = None, feedback: str = ""
+                 ) -> tuple[str, Any]:
+    """(prompt, hole context or None), laid out like the local engine's session: the API
+    signature block (LANCE, after `recv.`), the typed-hole context block, the error-round
+    feedback, then the file window up to the cursor. Deterministic: the same input gives
+    byte-identical prompts. No tokenizer here: budgets use `holefill context`'s estimate."""
+    header = ""
+    if api_index is not None and settings.api_context:
+        try:
+            correlation = api_context.correlate(api_index, text, offset, path, workspace)
+        except Exception as exc:  # analysis must never break completion
+            log.warning("API correlation failed: %s", type(exc).__name__)
+            correlation = None
+        block = api_context.signature_block(correlation, settings.api_budget_tokens,
+                                            estimate_tokens)
+        header += block + "\n" if block else ""
+    hole = None
+    if settings.typed_holes:
+        try:
+            hole = hole_context(text, offset, path, workspace)
+        except Exception as exc:  # analysis must never break completion
+            log.warning("typed-hole context failed: %s", type(exc).__name__)
+        block = "" if hole is None else context_block(hole, settings.context_budget_tokens,
+                                                      estimate_tokens)
+        header += block + "\n" if block else ""
+    header += feedback
+    return header + prompt_window(text, offset, settings.max_prompt_tokens), hole
+
+
+def parse_usage(usage: Any) -> tuple[int, int | None, int]:
+    """(prompt tokens, cached prompt tokens or None, completion tokens) from an OpenAI `usage`
+    object (vLLM: `prompt_tokens_details.cached_tokens`, with --enable-prompt-tokens-details)."""
+    if not isinstance(usage, dict):
+        return 0, None, 0
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    return (int(usage.get("prompt_tokens") or 0), int(cached) if cached is not None else None,
+            int(usage.get("completion_tokens") or 0))
+
+
+class RemoteEngine:
+    """The surface the server and CLI use from CompletionEngine, on an OpenAI-compatible
+    endpoint. Thread-safe enough for the host (one call at a time); HTTP runs on a private event
+    loop thread so that a cancel closes the request even while the engine is still prefilling."""
+
+    cache_mode = "engine"  # the engine's own prefix cache
+    pie_unsupported = "not on the openai backend: the KV cache lives in the inference engine"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.base = base_url(settings.endpoint)
+        self.headers = {"Accept": "text/event-stream"}
+        if settings.api_key_env:
+            key = os.environ.get(settings.api_key_env)
+            if not key:
+                raise ModelError(f"api_key_env names {settings.api_key_env!r}, which is not set")
+            self.headers["Authorization"] = f"Bearer {key}"  # never logged
+        self.model_name: str | None = None if settings.model in ("", "embedded") else settings.model
+        self.api_index: Any = None  # context.index.ApiIndex of the workspace (server/CLI set it)
+        self.flavour = ""  # "vllm", "llamacpp", ... from /v1/models (decides extra fields)
+        self.timeout = max(0.5, float(settings.request_timeout_s))
+        if not settings.debug_log_source:  # httpx logs every request at INFO: keep it quiet
+            logging.getLogger("httpx").setLevel(logging.WARNING)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
+                                        name="holefill-remote")
+        self._thread.start()
+        self._client: httpx.AsyncClient = self._run(self._make_client(), self.timeout)
+        self.info = ModelInfo(name=self.model_name or "(the endpoint's model)", source=self.base,
+                              path="", architecture="remote", device=self.base,
+                              dtype="server-side", decoder="openai", load_s=0.0,
+                              extra={"cache_mode": self.cache_mode})
+
+    @classmethod
+    def load(cls, settings: Settings) -> RemoteEngine:
+        """Connect and learn the served model. An endpoint that is down now is not an error
+        (it may come up later: requests retry); one that answers without the model is."""
+        start = time.perf_counter()
+        engine = cls(settings)
+        try:
+            engine.resolve_model()
+        except EndpointError as exc:
+            log.warning("%s; completions will retry it", exc)
+        except ModelError:
+            engine.close()
+            raise
+        engine.info.load_s = time.perf_counter() - start
+        return engine
+
+    # -- the CompletionEngine surface ---------------------------------------------------------
+
+    def capabilities(self) -> dict[str, str]:
+        return dict(CAPABILITIES)
+
+    def edit(self, doc_id: str, start: int, end: int, text: str) -> None:
+        """Nothing to do: the engine's prefix cache finds the unchanged prefix by itself."""
+
+    def forget(self, doc_id: str) -> None:
+        pass
+
+    def maintain(self, cancelled: Cancelled | None = None) -> int:
+        return 0
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        try:
+            self._run(self._client.aclose(), 2.0)
+        except Exception:
+            pass
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(2.0)
+        if not self._loop.is_running():
+            self._loop.close()
+
+    def resolve_model(self) -> str:
+        """The model id to request: the configured one (checked against /v1/models), or the
+        endpoint's first model. Raises EndpointError when unreachable, ModelError when the
+        endpoint does not serve the configured model."""
+        try:
+            data = self._run(self._get_models(), min(self.timeout, 5.0))
+        except httpx.HTTPStatusError as exc:
+            code = exc.response.status_code
+            if code in (401, 403):
+                raise ModelError(f"{self.base} refused the request (HTTP {code}): check the API "
+                                 "key (api_key_env)") from None
+            raise EndpointError(f"{self.base}/v1/models answered HTTP {code}") from None
+        except (httpx.HTTPError, OSError, concurrent.futures.TimeoutError) as exc:
+            raise EndpointError(self._unreachable(exc)) from None
+        models = [m for m in data.get("data", []) if isinstance(m, dict) and m.get("id")]
+        ids = [str(m["id"]) for m in models]
+        if not ids:
+            raise ModelError(f"{self.base}/v1/models lists no model")
+        wanted = self.model_name or ids[0]
+        if wanted not in ids:
+            raise ModelError(f"{self.base} serves {', '.join(ids)}, not {wanted!r} (--model)")
+        self.flavour = str(next(m for m in models if m["id"] == wanted).get("owned_by", ""))
+        self.model_name = self.info.name = wanted
+        return wanted
+
+    def complete(self, req: CompletionRequest, cancelled: Cancelled | None = None
+                 ) -> CompletionResult:
+        """Error rounds as in the local engine (RESEARCH §6): when the checker rejected every
+        draft, ask again with the errors as comments before the file text, within the budget."""
+        cancelled = cancelled or (lambda: False)
+        result = self._complete(req, cancelled)
+        rounds, spent_ms = 0, 0.0
+        while (not result.items and result.rejected and not result.cancelled
+               and rounds < self.settings.error_rounds
+               and spent_ms < self.settings.error_round_budget_ms):
+            rounds += 1
+            start = time.perf_counter()
+            retry = self._complete(req, cancelled,
+                                   error_feedback(list(dict.fromkeys(result.rejected))))
+            spent_ms += (time.perf_counter() - start) * 1000
+            retry.rejected = result.rejected + retry.rejected
+            result = retry
+        if rounds:
+            result.timings_ms["error_rounds"] = float(rounds)
+            result.timings_ms["error_rounds_ms"] = spent_ms
+        return result
+
+    def _complete(self, req: CompletionRequest, cancelled: Cancelled, feedback: str = ""
+                  ) -> CompletionResult:
+        timings: dict[str, float] = {}
+        result = CompletionResult(items=[], timings_ms=timings, model=self.info.name)
+        offset = max(0, min(req.offset, len(req.text)))
+        max_new = max(1, min(req.max_new_tokens or self.settings.max_new_tokens, MAX_NEW_TOKENS))
+        n = max(1, int(getattr(req, "drafts", None) or getattr(self.settings, "drafts", 1) or 1))
+
+        t0 = time.perf_counter()
+        ctx = analyze_cursor(req.text, offset, req.tab_size, req.insert_spaces)
+        tc = time.perf_counter()
+        prompt, hole = build_prompt(req.text, offset, self.settings, req.path, req.workspace,
+                                    self.api_index, feedback)
+        context_ms = (time.perf_counter() - tc) * 1000
+        if self.settings.typed_holes or self.api_index is not None:
+            timings["context"] = context_ms
+        else:
+            context_ms = 0.0
+        t1 = time.perf_counter()
+        timings["tokenize"] = (t1 - t0) * 1000 - context_ms  # prompt assembly; stages disjoint
+        if self.settings.debug_log_source:
+            log.debug("remote prompt %r", prompt)
+        if self.model_name is None:  # the endpoint was down at load time
+            try:
+                self.resolve_model()
+            except EndpointError:
+                pass  # the request below retries, then reports it
+
+        # n > 1: the engine's own `n`, sampled (greedy drafts would all be the same)
+        body = self._body(prompt, n, max_new, 0.0 if n == 1 else DRAFT_TEMPERATURE)
+        output = self._stream(body, ctx, cancelled)
+        t2 = time.perf_counter()
+        if output is None:
+            result.cancelled = True
+            return result
+        ttft = output.ttft_ms if output.ttft_ms is not None else (t2 - t1) * 1000
+        timings["prefill"] = ttft  # time to the first token: network, queueing and prefill
+        timings["decode"] = (t2 - t1) * 1000 - ttft
+        timings["decode_tokens"] = float(output.completion_tokens or output.chunks)
+        result.prompt_tokens = output.prompt_tokens
+        result.reused_tokens = output.cached_tokens or 0
+        if output.cached_tokens is not None:
+            timings["cached_prompt_share"] = output.cached_tokens / max(1, output.prompt_tokens)
+
+        t3 = time.perf_counter()
+        seen: set[str] = set()
+        check_ms = 0.0
+        for index in sorted(output.texts):
+            generated = output.texts[index]
+            if not output.finished.get(index) and ctx.mode == "block" and "\n" in generated:
+                generated = generated[:generated.rfind("\n")]  # cut off mid-block: whole lines
+            text = clean_suggestion(generated, ctx)
+            if not text or text in seen:
+                continue
+            seen.add(text)
+            if self.settings.check_suggestions:
+                t4 = time.perf_counter()
+                errors = check_suggestion(req.text, offset, text, req.path, req.workspace,
+                                          hole.expected if hole is not None else None)
+                check_ms += (time.perf_counter() - t4) * 1000
+                if errors:
+                    result.rejected.append("; ".join(format_errors(errors)))
+                    continue
+            result.items.append(Draft(text=text, score=0.0))  # no logprobs: engine order
+        timings["postprocess"] = (time.perf_counter() - t3) * 1000 - check_ms
+        if self.settings.check_suggestions:
+            timings["check"] = check_ms
+        return result
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    def _body(self, prompt: str, n: int, max_new: int, temperature: float) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "prompt": prompt, "max_tokens": max_new, "n": n, "stream": True,
+            "temperature": temperature,
+            "stream_options": {"include_usage": True},  # usage (and cached tokens) at the end
+        }
+        if self.model_name:
+            body["model"] = self.model_name
+        if self.flavour != "vllm":  # llama.cpp's prompt cache; vLLM warns about unknown fields
+            body["cache_prompt"] = True
+        return body
+
+    def _run(self, coro: Any, timeout: float) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    async def _make_client(self) -> httpx.AsyncClient:
+        timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 3.0))
+        return httpx.AsyncClient(base_url=self.base, headers=self.headers, timeout=timeout,
+                                 trust_env=False)  # no proxy variables: the URL is the URL
+
+    async def _get_models(self) -> dict[str, Any]:
+        resp = await self._client.get("/v1/models")
+        resp.raise_for_status()
+        return resp.json()
+
+    def _unreachable(self, exc: BaseException) -> str:
+        if isinstance(exc, (httpx.TimeoutException, concurrent.futures.TimeoutError,
+                            asyncio.TimeoutError)):
+            return (f"the completion endpoint {self.base} did not answer within "
+                    f"{self.timeout:g} s (setting request_timeout_s)")
+        detail = str(exc) or type(exc).__name__
+        return f"the completion endpoint {self.base} is unreachable ({detail})"
+
+    def _stream(self, body: dict[str, Any], ctx: CursorContext, cancelled: Cancelled
+                ) -> RemoteOutput | None:
+        """Run the streamed request on the loop thread; None when `cancelled()` turned true
+        first (its connection is closed before this returns)."""
+        done = threading.Event()
+        future = asyncio.run_coroutine_threadsafe(self._request(body, ctx, done), self._loop)
+        while True:
+            try:
+                return future.result(POLL_S)
+            except concurrent.futures.TimeoutError:
+                if cancelled():
+                    future.cancel()  # cancels the task: leaving `client.stream` closes it
+                    done.wait(2.0)
+                    return None
+            except concurrent.futures.CancelledError:
+                return None
+
+    async def _request(self, body: dict[str, Any], ctx: CursorContext,
+                       done: threading.Event) -> RemoteOutput:
+        try:
+            return await asyncio.wait_for(self._with_retries(body, ctx), self.timeout)
+        except asyncio.TimeoutError:
+            raise EndpointError(self._unreachable(asyncio.TimeoutError())) from None
+        finally:
+            done.set()
+
+    async def _with_retries(self, body: dict[str, Any], ctx: CursorContext) -> RemoteOutput:
+        retries = max(0, int(self.settings.request_retries))
+        for attempt in range(retries + 1):
+            try:
+                return await self._stream_once(body, ctx)
+            except _Retryable as exc:
+                if attempt == retries:
+                    raise EndpointError(str(exc)) from None
+                log.info("%s; retry %d of %d", exc, attempt + 1, retries)
+                await asyncio.sleep(BACKOFF_S * 2**attempt)
+        raise AssertionError("unreachable")
+
+    async def _stream_once(self, body: dict[str, Any], ctx: CursorContext) -> RemoteOutput:
+        out = RemoteOutput()
+        start = time.perf_counter()
+        try:
+            async with self._client.stream("POST", "/v1/completions", json=body) as resp:
+                if resp.status_code != 200:
+                    detail = _error_detail(await resp.aread())
+                    message = f"{self.base}/v1/completions answered HTTP {resp.status_code}"
+                    message += f": {detail}" if detail else ""
+                    if resp.status_code in RETRY_STATUS:
+                        raise _Retryable(message)
+                    raise EndpointError(message)
+                async for line in resp.aiter_lines():
+                    if self._take(line, out, ctx, body["n"], start):
+                        out.closed_early = True
+                        break  # leaving the block closes the response: the engine stops
+        except (httpx.TransportError, OSError) as exc:
+            if out.texts:  # output already arrived: a retry would duplicate the work
+                raise EndpointError(self._unreachable(exc)) from None
+            raise _Retryable(self._unreachable(exc)) from None
+        return out
+
+    def _take(self, line: str, out: RemoteOutput, ctx: CursorContext, n: int,
+              start: float) -> bool:
+        """Fold one SSE line into `out`; True when every draft is complete."""
+        if not line.startswith("data:"):
+            return False
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return False
+        try:
+            chunk = json.loads(data)
+        except json.JSONDecodeError:
+            raise EndpointError(f"{self.base} sent a malformed stream event") from None
+        if isinstance(chunk.get("error"), (dict, str)):
+            raise EndpointError(f"{self.base}: {_error_detail(data.encode())}")
+        if chunk.get("usage"):
+            out.prompt_tokens, out.cached_tokens, out.completion_tokens = parse_usage(
+                chunk["usage"])
+        timings = chunk.get("timings")  # llama.cpp's own server: prompt tokens from its cache
+        if isinstance(timings, dict) and isinstance(timings.get("cache_n"), int):
+            out.cached_tokens = timings["cache_n"]
+            out.prompt_tokens = out.prompt_tokens or timings["cache_n"] + int(
+                timings.get("prompt_n") or 0)
+        for choice in chunk.get("choices") or []:
+            index = int(choice.get("index") or 0)
+            text = out.texts.get(index, "") + (choice.get("text") or "")
+            out.texts[index] = text
+            if text and out.ttft_ms is None:
+                out.ttft_ms = (time.perf_counter() - start) * 1000
+            if choice.get("text"):
+                out.chunks += 1  # engines stream about one token a chunk
+            if choice.get("finish_reason") == "stop" or _should_stop(text, ctx):
+                out.finished[index] = True
+        # Close once every draft is complete. An engine that ignores `n` (llama-cpp-python's)
+        # sends one choice: after a few chunks with no other index, take it as all there is.
+        complete = bool(out.texts) and all(out.finished.get(i) for i in out.texts)
+        return complete and (len(out.texts) >= n or out.chunks >= 2 * n)
+
+
+def _error_detail(raw: bytes) -> str:
+    """The `error.message` of an OpenAI-style error body, else its start (no prompt text:
+    engines do not echo the prompt in errors)."""
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return raw[:200].decode("utf-8", "replace").strip()
+    error = data.get("error", data) if isinstance(data, dict) else data
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("detail") or error)[:300]
+    return str(error)[:300]
