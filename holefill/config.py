@@ -25,14 +25,68 @@ class Settings:
     # embedded 135M model it did not improve the holes benchmark (BENCHMARKS.md).
     typed_holes: bool = False
     context_budget_tokens: int = 256
+    # LANCE (RESEARCH §5): after `recv.` with a workspace receiver, the attribute name the model
+    # writes must be one of its members (constrain_api_names), and optionally their signatures
+    # go before the file text (api_context, within api_budget_tokens). `holefill bench api` on
+    # pygls / jedi / hypothesis (README): the constraint lifts API-name top-1 from 0.44 / 0.40 /
+    # 0.27 to 0.56 / 0.63 / 0.37 and made-up names from 25-53% to 0-7%; adding the block on top
+    # gave 0.62 / 0.63 / 0.30 (no consistent gain) and costs prompt tokens, so it is off.
+    api_context: bool = False
+    api_budget_tokens: int = 200
+    constrain_api_names: bool = True
     # Check each suggestion (parses, names and attributes exist, type fits) and drop failing ones.
     check_suggestions: bool = True
+    # When the checker rejects every draft: regenerate with the errors in the prompt at most this
+    # many times (RESEARCH §6), while the rounds together stay under the time budget.
+    error_rounds: int = 2
+    error_round_budget_ms: float = 1000.0
     # KV cache across edits: pie (rotate shifted keys) | prefix (re-encode after the edit) | full
     cache_mode: str = "pie"
     cache_budget_mb: int = 1024  # KV sessions of all open documents together
     # Re-encode a session in idle time once PIE-edited tokens exceed this share of its cache.
     refresh_threshold: float = 0.1  # measured: BENCHMARKS.md, edits --drift
+    # Superposed decoding (RESEARCH §2): drafts per request from one forward pass per token;
+    # 1 = plain greedy only. `holefill bench decode_drafts` (40 next-line tasks, int8, 1 thread,
+    # shared machine): k = 3 at spd_temperature 0.3 gives best-of-3 exact match 0.10 vs greedy's
+    # 0.05 (edit similarity 0.58 vs 0.54) for 1.05-1.16x greedy's generation time (two runs);
+    # the first draft matches as often as greedy's; editors cycle through the others.
+    drafts: int = 3
+    # N-gram tables of the workspace mixed into the drafts' scores (weight ngram_alpha). Off: on
+    # the same bench (leave-one-out package tables) best-of-3 fell to 0.075, fewer drafts left.
+    ngram: bool = False
+    ngram_alpha: float = 0.54  # RESEARCH §2.3 params/p15_d3_mixed.json
+    ngram_max_mb: int = 64
+    # Sharpens the shared distribution. The paper's 0.06 (tuned on prose) kept the drafts close
+    # to one beam here: best-of-3 0.075; 0.3 and 1.0 both gave 0.10.
+    spd_temperature: float = 0.3
+    # Early exit (RESEARCH §3), greedy path: off | selfspec (lossless self-speculation: the
+    # first exit_layer layers draft speculate_tokens - 1 tokens, the rest verify them at once)
+    # | lossy (SEC exit at exit_layer when P(exit) > exit_threshold, state copying; output
+    # differs from greedy). Off: `holefill bench decode_exit -n 15` on the 2-core CPU measured
+    # selfspec at 0.86x plain greedy (identical output, but only 15% of drafts accepted and
+    # 1.1 tokens per verification pass); lossy 0.93-0.99x. Worth trying on a GPU, where
+    # layers cost launch overhead and verifying 4 rows costs what 1 row does.
+    early_exit: str = "off"
+    exit_layer: int = 0  # 0 = the heads file's default layer
+    speculate_tokens: int = 4  # drafted positions per verification pass (2..7)
+    speculate_confidence: float = 0.5  # stop drafting at a draft the exit head is less sure of
+    exit_threshold: float = 0.9  # lossy mode only
+    # SEC-style stop controller: cut the draft before a token the final layer is likely wrong
+    # about (P(stop) > stop_threshold; 0 = the heads file's calibrated threshold, 0.75).
+    # Off by default: it acts on the greedy path only (drafts = 1), and on held-out files its
+    # token-level precision is 0.78 at recall 0.32 (bench decode_exit): a cut there removes a
+    # right continuation about one time in five. Per draft it cut 43% of drafts, none right.
+    stop_controller: bool = False
+    stop_threshold: float = 0.0
+    exit_heads: str = ""  # heads file; "" = the one shipped for the embedded model
     threads: int = 0  # torch intra-op threads; 0 = torch default
+    # Where decoding runs: local (the in-process engine) | openai (an OpenAI-compatible
+    # /v1/completions endpoint: vLLM, llama.cpp's server, TGI; `model` names the served model).
+    backend: str = "local"
+    endpoint: str = ""  # http(s)://HOST:PORT of the openai backend
+    api_key_env: str = ""  # name of the environment variable holding its API key (not the key)
+    request_timeout_s: float = 10.0  # whole request, retries included
+    request_retries: int = 2  # on connection errors and 429/5xx before any output, with backoff
     log_level: str = "info"
     debug_log_source: bool = False  # logs hold no source text unless this is on
 

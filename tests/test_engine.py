@@ -27,7 +27,8 @@ STACK = '''class Stack:
 
 @pytest.fixture(scope="module")
 def engine() -> CompletionEngine:
-    return CompletionEngine.load(Settings(max_new_tokens=24))
+    # the greedy path (one draft); superposed drafts have tests/test_superposed.py
+    return CompletionEngine.load(Settings(max_new_tokens=24, drafts=1))
 
 
 def complete(engine, text, offset=None, **kw):
@@ -159,6 +160,42 @@ def test_checker_drops_a_suggestion_that_calls_names_that_do_not_exist(engine, m
         assert complete(engine, doc).items[0].text == "ms + undefined_helper()"
     finally:
         engine.settings = engine.settings.updated({"check_suggestions": True})
+
+
+def test_error_rounds_regenerate_with_the_errors_in_the_prompt(engine, monkeypatch):
+    import holefill.completion.engine as engine_module
+
+    doc = STACK + "        return self.ite"
+    headers: list[str] = []
+    real_check = engine_module.check_suggestion
+
+    def reject_until_a_round_explained_it(text, offset, suggestion, *args, **kw):
+        session = engine.store.get("file:///rounds.py")
+        headers.append(session.header)
+        if "rejected" not in session.header:  # the first try: reject it as the checker would
+            return real_check(text, offset, "ms + undefined_helper()", *args, **kw)
+        return real_check(text, offset, suggestion, *args, **kw)
+
+    monkeypatch.setattr(engine_module, "check_suggestion", reject_until_a_round_explained_it)
+    # the time budget is tested by setting it to 0 below; here only the round count may stop it
+    monkeypatch.setattr(engine, "settings", engine.settings.updated(
+        {"error_round_budget_ms": 1e9}))
+    result = complete(engine, doc, doc_id="file:///rounds.py")
+    assert len(headers) == 2 and headers[0] == ""
+    assert "undefined_helper" in headers[1] and "previous suggestion" in headers[1]
+    assert result.items and result.timings_ms["error_rounds"] == 1
+    assert len(result.rejected) == 1
+    # always rejected: at most `error_rounds` extra tries, then dropped
+    monkeypatch.setattr(engine_module, "clean_suggestion", lambda g, c: "ms + undefined_helper()")
+    headers.clear()
+    result = complete(engine, doc, doc_id="file:///rounds.py")
+    assert not result.items and len(result.rejected) == 3 == len(headers)
+    assert result.timings_ms["error_rounds"] == 2
+    for off in ({"error_rounds": 0}, {"error_round_budget_ms": 0}):
+        engine.settings = engine.settings.updated(off)
+        headers.clear()
+        assert not complete(engine, doc, doc_id="file:///rounds.py").items and len(headers) == 1
+    engine.forget("file:///rounds.py")
 
 
 def test_typed_hole_context_goes_before_the_file_text(engine):

@@ -185,7 +185,10 @@ def run(args: argparse.Namespace) -> dict:
     unknown = set(configs) - set(CONFIGS)
     if unknown:
         raise SystemExit(f"holefill bench holes: unknown configs {sorted(unknown)}")
-    settings = args.settings.updated({"max_new_tokens": args.max_new_tokens})
+    # The suite runs the checker and the error rounds itself (per configuration), on one greedy
+    # draft: the engine must show the raw suggestion.
+    settings = args.settings.updated({"max_new_tokens": args.max_new_tokens, "drafts": 1,
+                                      "check_suggestions": False, "error_rounds": 0})
     t_load = time.perf_counter()
     engine = CompletionEngine.load(settings)
     load_s = time.perf_counter() - t_load

@@ -17,14 +17,16 @@ from dataclasses import dataclass, field
 
 import torch
 
-from holefill.completion import healing
+from holefill.completion import early_exit, healing, superposed
+from holefill.completion.constrain import NameConstraint
 from holefill.completion.decoder import Decoder, UnsupportedModel
 from holefill.completion.model import LoadedModel, ModelInfo, load_model
 from holefill.completion.postprocess import analyze_cursor, clean_suggestion, should_stop
 from holefill.config import Settings
+from holefill.context import api as api_context
 from holefill.context.check import check_suggestion, format_errors
 from holefill.context.holes import hole_context
-from holefill.context.prompt import context_block
+from holefill.context.prompt import context_block, error_feedback
 from holefill.kvcache.pie import pie_unsupported_reason
 from holefill.kvcache.session import KVSession
 from holefill.kvcache.store import SessionStore
@@ -33,6 +35,7 @@ from holefill.kvcache.window import window_chars
 log = logging.getLogger(__name__)
 
 MAX_NEW_TOKENS = 256
+EARLY_EXIT_MODES = ("off", "selfspec", "lossy")
 
 
 @dataclass
@@ -147,6 +150,17 @@ class CompletionEngine:
         self.newline_id = self.encode("\n")[-1]
         self.store = SessionStore(settings.cache_budget_mb * 2**20)
         self._lock = threading.RLock()
+        self.ngrams = None  # workspace n-gram table for superposed drafts (set_ngrams)
+        self.api_index = None  # context.index.ApiIndex of the workspace (the server/CLI sets it)
+        superposed.params_from(settings)  # a bad drafts/ngram setting is a clear error now
+        if settings.early_exit not in EARLY_EXIT_MODES:
+            raise ValueError(f"setting early_exit: {settings.early_exit!r} is not one of "
+                             f"{', '.join(EARLY_EXIT_MODES)}")
+        early_exit.check_threshold(settings.stop_threshold)
+        early_exit.check_threshold(settings.exit_threshold)
+        self._heads: early_exit.BoundHeads | None = None  # loaded on first use
+        self._heads_error: str | None = None
+        self.last_decode: dict[str, float] = {}  # early-exit counters of the last _decode
 
     @classmethod
     def load(cls, settings: Settings) -> CompletionEngine:
@@ -190,6 +204,13 @@ class CompletionEngine:
         with self._lock:
             self.store.drop(doc_id)
 
+    def set_ngrams(self, table) -> None:
+        """Use a workspace n-gram table (ngram.NgramTable) for superposed drafts; a table built
+        with another tokenizer raises ngram.TokenizerMismatch. None detaches it."""
+        if table is not None:
+            table.check(self.tokenizer)
+        self.ngrams = table
+
     def maintain(self, cancelled: Cancelled | None = None) -> int:
         """Idle-time work: re-encode sessions whose PIE drift passed the refresh threshold.
         Stops between chunks when `cancelled()`; returns how many sessions were refreshed."""
@@ -219,14 +240,37 @@ class CompletionEngine:
                 if not temporary:
                     self.store.put(req.doc_id, session)
             try:
-                return self._complete(session, req, cancelled or (lambda: False))
+                return self._complete_with_rounds(session, req, cancelled or (lambda: False))
             finally:
                 session.end_scratch()
                 if not temporary:
                     self.store.fit()
 
-    def _complete(self, session: KVSession, req: CompletionRequest, cancelled: Cancelled
-                  ) -> CompletionResult:
+    def _complete_with_rounds(self, session: KVSession, req: CompletionRequest,
+                              cancelled: Cancelled) -> CompletionResult:
+        """Error rounds (RESEARCH §6): when the checker rejected every draft, generate again with
+        the errors as comments after the context block, at most `error_rounds` times and only
+        while the rounds' time budget lasts; what is still rejected is dropped."""
+        result = self._complete(session, req, cancelled)
+        rounds, spent_ms = 0, 0.0
+        while (not result.items and result.rejected and not result.cancelled
+               and rounds < self.settings.error_rounds
+               and spent_ms < self.settings.error_round_budget_ms):
+            rounds += 1
+            start = time.perf_counter()
+            session.end_scratch()
+            retry = self._complete(session, req, cancelled,
+                                   error_feedback(list(dict.fromkeys(result.rejected))))
+            spent_ms += (time.perf_counter() - start) * 1000
+            retry.rejected = result.rejected + retry.rejected
+            result = retry
+        if rounds:
+            result.timings_ms["error_rounds"] = float(rounds)
+            result.timings_ms["error_rounds_ms"] = spent_ms
+        return result
+
+    def _complete(self, session: KVSession, req: CompletionRequest, cancelled: Cancelled,
+                  feedback: str = "") -> CompletionResult:
         timings: dict[str, float] = {}
         result = CompletionResult(items=[], timings_ms=timings, model=self.info.name)
         offset = max(0, min(req.offset, len(req.text)))
@@ -241,17 +285,22 @@ class CompletionEngine:
         if not session.covers(offset):
             session.reset(req.text, offset)
         hole = None
-        context_ms = 0.0
+        tc = time.perf_counter()
+        correlation = self._api_correlation(req, offset)  # LANCE (RESEARCH §5): after `recv.`
+        header = self._api_block(correlation)
         if self.settings.typed_holes:
-            tc = time.perf_counter()
             hole = self._hole_context(req, offset)
             block = "" if hole is None else context_block(
                 hole, self.settings.context_budget_tokens, lambda t: len(self.encode(t)))
-            session.set_header(block + "\n" if block else "")
-            context_ms = (time.perf_counter() - tc) * 1000
+            header += block + "\n" if block else ""
+        header += feedback  # error round: why the previous drafts were rejected
+        if header or session.header:
+            session.set_header(header)
+        context_ms = (time.perf_counter() - tc) * 1000
+        if self.settings.typed_holes or correlation is not None:
             timings["context"] = context_ms
-        elif session.header:
-            session.set_header("")
+        else:
+            context_ms = 0.0
         state = session.prompt_at(offset)
         heal, extra = state.heal, []
         if heal and not (self.settings.token_healing and len(heal) <= healing.MAX_HEAL_CHARS
@@ -275,18 +324,37 @@ class CompletionEngine:
             session.end_scratch()
             hide = (visible, visible)
         result.reused_tokens = self._reused(session, visible)
-        logits = session.scratch_forward([pending] + extra, position, hide)[-1]
+        hidden = None
+        if self._uses_heads():  # the stop controller reads the prompt's last hidden state
+            logits, hidden = early_exit.first_step(self.decoder, session.cache,
+                                                   [pending] + extra, position, hide)
+        else:
+            logits = session.scratch_forward([pending] + extra, position, hide)[-1]
         t2 = time.perf_counter()
         timings["prefill"] = (t2 - t1) * 1000
+        # Several drafts by superposed decoding; after `recv.` the API-name constraint (greedy
+        # path) takes precedence.
+        if (self.settings.drafts > 1 and superposed.available(self.decoder)
+                and not (correlation is not None and self.settings.constrain_api_names)):
+            context = session.tokens[max(0, visible - 5):visible] + [pending] + extra
+            return superposed.complete_drafts(
+                self, session, req, result, ctx, hole, offset, logits, position + 1 + len(extra),
+                hide, heal, max_new, context, cancelled, t2)
 
+        names = None
+        if correlation is not None and self.settings.constrain_api_names:
+            names = NameConstraint.at_cursor([s.name for s in correlation.matching()],
+                                             self.vocab, correlation.site.typed, heal)
         generated, logprobs, was_cancelled, finished = self._decode(
-            session, logits, position + 1 + len(extra), hide, heal, max_new, ctx, cancelled)
+            session, logits, position + 1 + len(extra), hide, heal, max_new, ctx, cancelled,
+            names, hidden)
         if not finished and ctx.mode == "block" and "\n" in generated:
             # Out of tokens inside a block: a half-written last line is worse than none.
             generated = generated[:generated.rfind("\n")]
         t3 = time.perf_counter()
         timings["decode"] = (t3 - t2) * 1000
         timings["decode_tokens"] = float(len(logprobs))
+        timings.update(self.last_decode)
         if was_cancelled:
             result.cancelled = True
             return result
@@ -312,35 +380,68 @@ class CompletionEngine:
             log.warning("typed-hole context failed: %s", type(exc).__name__)
             return None
 
+    def _api_correlation(self, req: CompletionRequest, offset: int):
+        if self.api_index is None or not (self.settings.api_context
+                                          or self.settings.constrain_api_names):
+            return None
+        try:
+            return api_context.correlate(self.api_index, req.text, offset, req.path,
+                                         req.workspace)
+        except Exception as exc:  # analysis must never break completion
+            log.warning("API correlation failed: %s", type(exc).__name__)
+            return None
+
+    def _api_block(self, correlation) -> str:
+        if correlation is None or not self.settings.api_context:
+            return ""
+        block = api_context.signature_block(correlation, self.settings.api_budget_tokens,
+                                            lambda t: len(self.encode(t)))
+        return block + "\n" if block else ""
+
     def _reused(self, session: KVSession, visible: int) -> int:
         """Prompt tokens that were already in the cache before this request."""
         return max(0, visible - session.last_sync_tokens)
 
     def _decode(self, session: KVSession, logits: torch.Tensor, position: int,
-                hide: tuple[int, int], heal: str, max_new: int, ctx, cancelled: Cancelled
+                hide: tuple[int, int], heal: str, max_new: int, ctx, cancelled: Cancelled,
+                names: NameConstraint | None = None, hidden: torch.Tensor | None = None
                 ) -> tuple[str, list[float], bool, bool]:
         """Greedy decoding into the session's scratch slots; the first tokens re-spell `heal`.
         Returns (text after the cursor, log-probabilities, cancelled, finished: the model or
-        the stop rule ended it, not the token limit)."""
+        the stop rule ended it, not the token limit). `names` constrains the attribute name
+        after `recv.` to the receiver's members (LANCE). `hidden`: the final hidden state
+        behind `logits` (the stop controller's input; early_exit.first_step)."""
+        stepper, stop_at = self._early_exit_stepper(session, position, hide)
+        self.last_decode = {}
         out_ids: list[int] = []
+        spelled = ""  # generated text, token by token (what `names` checks)
         logprobs: list[float] = []
         remaining = heal
         finished = False
         for _ in range(max_new + 8):  # a few extra steps for the healed characters
             if cancelled():
                 return "", logprobs, True, False
-            if remaining:
+            allowed = names.allowed(spelled) if names is not None else None
+            if allowed is None and remaining:
                 allowed = self.vocab.allowed(remaining)
+            if allowed is not None:
                 scores = torch.full_like(logits, -math.inf)
                 scores[allowed] = logits[allowed]
             else:
                 scores = logits
             token = int(torch.argmax(scores))
+            if (stop_at is not None and allowed is None and hidden is not None
+                    and self._heads.stop_prob(hidden, logits) > stop_at):
+                # SEC stop: the model is likely wrong from here on; cut before this token
+                self.last_decode["stop_cut"] = 1.0
+                finished = True
+                break
             logprobs.append(float(torch.log_softmax(scores, -1)[token]))
             if token in self.eos_ids:
                 finished = True
                 break
             out_ids.append(token)
+            spelled += self.vocab.text(token)
             if remaining:
                 piece = self.vocab.text(token)
                 remaining = remaining[len(piece):] if len(piece) < len(remaining) else ""
@@ -351,12 +452,65 @@ class CompletionEngine:
                     break
                 if len(logprobs) >= max_new:
                     break
+            if stepper is not None:
+                if stepper.room <= 0:
+                    break
+                # no speculation under a mask: a constrained token rarely matches a draft
+                logits, hidden = stepper.step(token, speculate=not remaining and names is None)
+                position += 1
+                continue
             if session.scratch_room <= 0:
                 break
             logits = session.scratch_forward([token], position, hide)[-1]
             position += 1
+        if stepper is not None:
+            stepper.settle()
+            st = stepper.stats
+            self.last_decode.update(spec_rounds=float(st.rounds), spec_drafted=float(st.drafted),
+                                    spec_accepted=float(st.accepted), exited=float(st.exited))
         text = self.tokenizer.decode(out_ids, skip_special_tokens=True)
         return (text[len(heal):] if text.startswith(heal) else text), logprobs, False, finished
+
+    # -- early exit -------------------------------------------------------------------------
+
+    def _uses_heads(self) -> bool:
+        s = self.settings
+        return (s.early_exit != "off" or s.stop_controller) and self.exit_heads() is not None
+
+    def exit_heads(self) -> early_exit.BoundHeads | None:
+        """The trained exit heads on this decoder, loaded on first use; None (logged once)
+        for the transformers fallback or a heads file trained for another model."""
+        if self._heads is None and self._heads_error is None:
+            if not isinstance(self.decoder, Decoder):
+                self._heads_error = "the transformers fallback decoder has no early exit"
+            else:
+                try:
+                    heads = early_exit.ExitHeads.load(
+                        self.settings.exit_heads or early_exit.DEFAULT_PATH, self.hf_model,
+                        self.tokenizer)
+                    self._heads = heads.bind(self.decoder)
+                except (OSError, ValueError) as exc:
+                    self._heads_error = str(exc)
+            if self._heads_error:
+                log.warning("early exit and stop controller off: %s", self._heads_error)
+        return self._heads
+
+    def _early_exit_stepper(self, session: KVSession, position: int, hide: tuple[int, int]
+                            ) -> tuple[early_exit.Stepper | None, float | None]:
+        """(stepper for self-speculation or for the stop controller's hidden states, or None
+        for plain steps; the STOP probability threshold, or None)."""
+        if not self._uses_heads():
+            return None, None
+        s, heads = self.settings, self._heads
+        spec = heads if s.early_exit in ("selfspec", "lossy") else None
+        layer = s.exit_layer or heads.heads.default_layer
+        stepper = early_exit.Stepper(self.decoder, session.cache, position, hide, spec, layer,
+                                     s.speculate_tokens, s.speculate_confidence,
+                                     s.exit_threshold if s.early_exit == "lossy" else None)
+        stop_at = None
+        if s.stop_controller:
+            stop_at = s.stop_threshold or heads.heads.stop_threshold
+        return stepper, stop_at
 
 
 def _eos_ids(tokenizer, hf_model) -> set[int]:

@@ -14,7 +14,7 @@ from pygls.capabilities import get_capability
 from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument
 
-from holefill.lsp_server import completions, logs
+from holefill.lsp_server import api_hooks, completions, logs
 from holefill.lsp_server.documents import Cursor, cursor_at, open_document, valid_unicode
 from holefill.lsp_server.engine_host import Superseded
 
@@ -101,8 +101,9 @@ async def completion(ls: HolefillServer, params: types.CompletionParams) -> type
     path = to_fs_path(t.doc.uri) if t.doc.uri.startswith("file:") else None
     loop = asyncio.get_running_loop()
     root = ls.root_path or (os.path.dirname(path) if path else None)
-    jedi = loop.run_in_executor(
-        ls.jedi_executor, completions.jedi_items, t.text, t.cursor, path, root, t.encoding
+    jedi = loop.run_in_executor(  # jedi's items, in the LANCE ranking after `recv.`
+        ls.jedi_executor, api_hooks.ranked_jedi_items, api_hooks.index_of(ls), t.text, t.cursor,
+        path, root, t.encoding,
     )
     model = None
     try:
@@ -172,6 +173,8 @@ async def load_engine(ls: HolefillServer) -> None:
     )
     outcome = await ls.host.load(settings)
     if outcome == "ready":
+        api_hooks.attach(ls)  # the workspace API index, when it is built already
+        start_ngrams(ls)  # workspace n-grams for superposed drafts
         info = getattr(ls.host.engine, "info", None)
         message = "ready: " + describe(info)
     elif outcome == "failed":
@@ -195,6 +198,67 @@ async def load_engine(ls: HolefillServer) -> None:
     )
     if progress:
         ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+
+
+def start_ngrams(ls: HolefillServer) -> None:
+    """Give the engine the workspace's n-gram table (superposed drafts, RESEARCH §2.4): the one
+    already built if it fits the model's tokenizer, else a new one built on a thread (the table
+    tokenises with its own copy of the tokenizer, so completions go on meanwhile)."""
+    from holefill.completion.ngram import TokenizerMismatch
+
+    engine, settings, root = ls.host.engine, ls.settings, ls.root_path
+    if engine is None or not hasattr(engine, "set_ngrams") or not settings.ngram:
+        return
+    if settings.drafts <= 1 or not root:
+        return
+    if ls.ngrams is not None:
+        try:
+            engine.set_ngrams(ls.ngrams)
+            return
+        except TokenizerMismatch:
+            log.info("workspace n-grams are for another tokenizer: building them again")
+            ls.ngrams = None
+    task = asyncio.ensure_future(_build_ngrams(ls, engine, root, settings.ngram_max_mb))
+    ls.background.add(task)
+    task.add_done_callback(ls.background.discard)
+
+
+async def _build_ngrams(ls: HolefillServer, engine: Any, root: str, max_mb: int) -> None:
+    from holefill.completion.ngram import NgramTable
+
+    def build() -> NgramTable:
+        table = NgramTable(engine.tokenizer, max_mb * 2**20)
+        table.add_workspace(root, cancelled=lambda: ls.host.engine is not engine)
+        return table
+
+    try:
+        table = await asyncio.to_thread(build)
+    except Exception as exc:  # drafts work without n-grams
+        log.warning("workspace n-grams failed: %s", type(exc).__name__)
+        return
+    if ls.host.engine is not engine:  # a reload superseded this build
+        return
+    ls.ngrams = table
+    engine.set_ngrams(table)
+    stats = table.stats()
+    ls.window_log_message(types.LogMessageParams(
+        type=types.MessageType.Info,
+        message=f"holefill: workspace n-grams ready: {stats.files} files, {stats.tokens} tokens, "
+                f"~{stats.approx_bytes / 2**20:.1f} MB"))
+
+
+def ngram_saved(ls: HolefillServer, uri: str) -> None:
+    """A saved Python file of the workspace replaces its counts in the n-gram table."""
+    table, root = ls.ngrams, ls.root_path
+    if table is None or not root or not uri.startswith("file:"):
+        return
+    path = os.path.abspath(to_fs_path(uri))
+    if not path.endswith(".py") or not path.startswith(os.path.abspath(root) + os.sep):
+        return
+    doc = open_document(ls.workspace, uri)
+    if doc is not None:
+        asyncio.get_running_loop().run_in_executor(
+            None, table.update_file, path, valid_unicode(doc.source))
 
 
 def describe(info: Any) -> str:

@@ -14,7 +14,7 @@ from pygls.protocol.language_server import lsp_method
 
 from holefill import __version__
 from holefill.config import Settings
-from holefill.lsp_server import chatlsp, features, logs, merge_hooks, transport
+from holefill.lsp_server import api_hooks, chatlsp, features, logs, merge_hooks, transport
 from holefill.lsp_server.engine_host import EngineFactory, EngineHost, default_engine_factory
 
 
@@ -45,9 +45,13 @@ class HolefillServer(LanguageServer):
         super().__init__("holefill", __version__, protocol_cls=HolefillProtocol)
         self.settings = settings
         self.host = EngineHost(engine_factory)
+        self.host.notify = self.show_notice  # e.g. the openai backend's endpoint down / back
         self.jedi_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="holefill-jedi")
         self.formatting: dict[Any, dict[str, Any]] = {}
         self.background: set[Any] = set()
+        self.ngrams: Any = None  # completion.ngram.NgramTable of the workspace (features)
+        self.api_index: Any = None  # context.index.ApiIndex, built at `initialized` (api_hooks)
+        self.api_build: Any = None  # the task building it
         self.is_initialized = False
 
     @property
@@ -69,6 +73,10 @@ class HolefillServer(LanguageServer):
 
     def take_formatting(self) -> dict[str, Any] | None:
         return self.formatting.pop(self.protocol.msg_id, None)
+
+    def show_notice(self, message: str, error: bool) -> None:
+        kind = types.MessageType.Error if error else types.MessageType.Info
+        self.window_show_message(types.ShowMessageParams(type=kind, message=message))
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         """Errors outside a request are logged, never shown (no message storms)."""
@@ -94,6 +102,7 @@ def create_server(
         ls.is_initialized = True
         logs.attach_client_logs(ls)
         features.start_loading(ls)
+        api_hooks.start_index(ls)  # workspace API index (LANCE), with work-done progress
 
     @server.feature(
         types.TEXT_DOCUMENT_INLINE_COMPLETION,
@@ -125,6 +134,22 @@ def create_server(
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     async def did_change(ls: HolefillServer, params: types.DidChangeTextDocumentParams) -> None:
         merge_hooks.publish_diagnostics(ls, params.text_document.uri)
+        api_hooks.document_changed(ls, params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    async def did_save(ls: HolefillServer, params: types.DidSaveTextDocumentParams) -> None:
+        api_hooks.document_changed(ls, params.text_document.uri, now=True)
+        features.ngram_saved(ls, params.text_document.uri)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    async def did_change_watched_files(
+        ls: HolefillServer, params: types.DidChangeWatchedFilesParams
+    ) -> None:
+        api_hooks.watched_files_changed(ls, params)
+
+    @server.feature(api_hooks.SEARCH_API)  # params: a query string; ranked workspace APIs
+    async def search_api(ls: HolefillServer, params: Any) -> list[dict[str, Any]]:
+        return await api_hooks.search_api(ls, params)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     async def did_close(ls: HolefillServer, params: types.DidCloseTextDocumentParams) -> None:

@@ -19,7 +19,9 @@ local function main()
   vim.api.nvim_create_autocmd("LspProgress", {
     callback = function(ev)
       local value = ev.data.params.value
-      if type(value) == "table" and value.kind == "end" then
+      local token = tostring(ev.data.params.token)
+      -- the model's progress, not the workspace index's
+      if type(value) == "table" and value.kind == "end" and token:sub(1, 14) == "holefill/load/" then
         load_end = value.message or ""
       end
     end,

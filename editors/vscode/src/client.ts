@@ -13,6 +13,7 @@ import {
   type FeatureState,
 } from "vscode-languageclient/node";
 import type { ClientFactory, ClientLike, ProgressValue } from "./extension";
+import { isModelProgress } from "./logic/status";
 import { makeMiddleware } from "./middleware";
 
 /** Replaces the client's default progress UI for the server's work-done progress (model
@@ -35,6 +36,9 @@ class StatusProgressFeature implements StaticFeature {
 
   initialize(): void {
     this.client.onRequest(WorkDoneProgressCreateRequest.type, (params) => {
+      if (!isModelProgress(params.token)) {
+        return; // e.g. the workspace index: the status bar shows the model's state only
+      }
       const disposable = this.client.onProgress(WorkDoneProgress.type, params.token, (value) => {
         this.onProgress(value as ProgressValue);
         if (value.kind === "end") {

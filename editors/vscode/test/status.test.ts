@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { INITIAL, reduce, type Status, type StatusEvent, view } from "../src/logic/status";
+import { INITIAL, isModelProgress, reduce, type Status, type StatusEvent, view } from "../src/logic/status";
 
 const run = (...events: StatusEvent[]): Status => events.reduce(reduce, INITIAL);
 
@@ -63,4 +63,10 @@ test("a language switched off shows in the item and survives restarts", () => {
 
 test("stopped", () => {
   assert.equal(view(run({ kind: "progressEnd", message: "ready: x" }, { kind: "stopped" })).text, "$(circle-slash) holefill");
+});
+
+test("only the model-load progress drives the status bar", () => {
+  assert.equal(isModelProgress("holefill/load/1a2b3c4d"), true);
+  assert.equal(isModelProgress("holefill/index/1a2b3c4d"), false);
+  assert.equal(isModelProgress(7), false);
 });

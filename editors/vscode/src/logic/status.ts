@@ -28,6 +28,14 @@ export type StatusEvent =
 
 export const INITIAL: Status = { phase: "stopped" };
 
+/** The server's model-load progress tokens start with this; other progress (the workspace API
+ * index) must not move the status bar away from "ready". */
+export const MODEL_PROGRESS_PREFIX = "holefill/load/";
+
+export function isModelProgress(token: string | number): boolean {
+  return String(token).startsWith(MODEL_PROGRESS_PREFIX);
+}
+
 const READY = /^ready\b:?\s*/i;
 const FAILED = /^failed\b:?\s*/i;
 
