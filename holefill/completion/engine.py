@@ -70,6 +70,68 @@ class CompletionResult:
 Cancelled = Callable[[], bool]
 
 
+@dataclass
+class RawDraft:
+    """A decoded continuation before post-processing: the text after the cursor, whether the
+    model or a stop rule ended it (not the token limit), and its score."""
+    text: str
+    finished: bool
+    score: float
+
+
+def finish_drafts(result: CompletionResult, raws: list[RawDraft], req: CompletionRequest,
+                  offset: int, ctx, expected, settings: Settings) -> None:
+    """Post-process, deduplicate and check decoded drafts into `result.items` (best first);
+    rejected ones are counted in `result.rejected`. Shared by every decoding path."""
+    t0 = time.perf_counter()
+    seen: set[str] = set()
+    check_ms = 0.0
+    items: list[Draft] = []
+    for raw in raws:
+        text = raw.text
+        if not raw.finished and ctx.mode == "block" and "\n" in text:
+            # Out of tokens inside a block: a half-written last line is worse than none.
+            text = text[:text.rfind("\n")]
+        text = clean_suggestion(text, ctx)
+        key = " ".join(text.split()) if text else ""
+        if not key or key in seen:
+            continue
+        seen.add(key)
+        if settings.check_suggestions:
+            t1 = time.perf_counter()
+            errors = check_suggestion(req.text, offset, text, req.path, req.workspace, expected)
+            check_ms += (time.perf_counter() - t1) * 1000
+            if errors:
+                result.rejected.append("; ".join(format_errors(errors)))
+                continue
+        items.append(Draft(text=text, score=raw.score))
+    result.items.extend(sorted(items, key=lambda d: -d.score))
+    result.timings_ms["postprocess"] = (time.perf_counter() - t0) * 1000 - check_ms
+    if settings.check_suggestions:
+        result.timings_ms["check"] = check_ms
+
+
+def with_error_rounds(complete: Callable[[str], CompletionResult], settings: Settings
+                      ) -> CompletionResult:
+    """Error rounds (RESEARCH §6): `complete(feedback)` once with no feedback; when the checker
+    rejected every draft, again with the errors as comments in the prompt, at most
+    `error_rounds` times and only while the rounds' time budget lasts."""
+    result = complete("")
+    rounds, spent_ms = 0, 0.0
+    while (not result.items and result.rejected and not result.cancelled
+           and rounds < settings.error_rounds and spent_ms < settings.error_round_budget_ms):
+        rounds += 1
+        start = time.perf_counter()
+        retry = complete(error_feedback(list(dict.fromkeys(result.rejected))))
+        spent_ms += (time.perf_counter() - start) * 1000
+        retry.rejected = result.rejected + retry.rejected
+        result = retry
+    if rounds:
+        result.timings_ms["error_rounds"] = float(rounds)
+        result.timings_ms["error_rounds_ms"] = spent_ms
+    return result
+
+
 class _HFCache:
     """transformers DynamicCache behind the KVCache interface (fallback architectures)."""
 
@@ -248,26 +310,11 @@ class CompletionEngine:
 
     def _complete_with_rounds(self, session: KVSession, req: CompletionRequest,
                               cancelled: Cancelled) -> CompletionResult:
-        """Error rounds (RESEARCH §6): when the checker rejected every draft, generate again with
-        the errors as comments after the context block, at most `error_rounds` times and only
-        while the rounds' time budget lasts; what is still rejected is dropped."""
-        result = self._complete(session, req, cancelled)
-        rounds, spent_ms = 0, 0.0
-        while (not result.items and result.rejected and not result.cancelled
-               and rounds < self.settings.error_rounds
-               and spent_ms < self.settings.error_round_budget_ms):
-            rounds += 1
-            start = time.perf_counter()
-            session.end_scratch()
-            retry = self._complete(session, req, cancelled,
-                                   error_feedback(list(dict.fromkeys(result.rejected))))
-            spent_ms += (time.perf_counter() - start) * 1000
-            retry.rejected = result.rejected + retry.rejected
-            result = retry
-        if rounds:
-            result.timings_ms["error_rounds"] = float(rounds)
-            result.timings_ms["error_rounds_ms"] = spent_ms
-        return result
+        def complete(feedback: str) -> CompletionResult:
+            session.end_scratch()  # a round starts from the document's cache
+            return self._complete(session, req, cancelled, feedback)
+
+        return with_error_rounds(complete, self.settings)
 
     def _complete(self, session: KVSession, req: CompletionRequest, cancelled: Cancelled,
                   feedback: str = "") -> CompletionResult:
@@ -348,29 +395,15 @@ class CompletionEngine:
         generated, logprobs, was_cancelled, finished = self._decode(
             session, logits, position + 1 + len(extra), hide, heal, max_new, ctx, cancelled,
             names, hidden)
-        if not finished and ctx.mode == "block" and "\n" in generated:
-            # Out of tokens inside a block: a half-written last line is worse than none.
-            generated = generated[:generated.rfind("\n")]
-        t3 = time.perf_counter()
-        timings["decode"] = (t3 - t2) * 1000
+        timings["decode"] = (time.perf_counter() - t2) * 1000
         timings["decode_tokens"] = float(len(logprobs))
         timings.update(self.last_decode)
         if was_cancelled:
             result.cancelled = True
             return result
-        text = clean_suggestion(generated, ctx)
-        timings["postprocess"] = (time.perf_counter() - t3) * 1000
-        if text and self.settings.check_suggestions:
-            t4 = time.perf_counter()
-            errors = check_suggestion(req.text, offset, text, req.path, req.workspace,
-                                      hole.expected if hole is not None else None)
-            timings["check"] = (time.perf_counter() - t4) * 1000
-            if errors:
-                result.rejected.append("; ".join(format_errors(errors)))
-                text = None
-        if text:
-            score = sum(logprobs) / len(logprobs) if logprobs else 0.0
-            result.items.append(Draft(text=text, score=score))
+        score = sum(logprobs) / len(logprobs) if logprobs else 0.0
+        finish_drafts(result, [RawDraft(generated, finished, score)], req, offset, ctx,
+                      hole.expected if hole is not None else None, self.settings)
         return result
 
     def _hole_context(self, req: CompletionRequest, offset: int):

@@ -32,15 +32,21 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from holefill.completion.engine import Cancelled, CompletionRequest, CompletionResult, Draft
+from holefill.completion.engine import (
+    Cancelled,
+    CompletionRequest,
+    CompletionResult,
+    RawDraft,
+    finish_drafts,
+    with_error_rounds,
+)
 from holefill.completion.model import ModelError, ModelInfo
-from holefill.completion.postprocess import CursorContext, analyze_cursor, clean_suggestion
+from holefill.completion.postprocess import CursorContext, analyze_cursor
 from holefill.completion.postprocess import should_stop as _should_stop
 from holefill.config import Settings
 from holefill.context import api as api_context
-from holefill.context.check import check_suggestion, format_errors
 from holefill.context.holes import hole_context
-from holefill.context.prompt import context_block, error_feedback
+from holefill.context.prompt import context_block
 from holefill.context.report import estimate_tokens
 from holefill.kvcache.window import prompt_window
 
@@ -249,22 +255,8 @@ class RemoteEngine:
         """Error rounds as in the local engine (RESEARCH §6): when the checker rejected every
         draft, ask again with the errors as comments before the file text, within the budget."""
         cancelled = cancelled or (lambda: False)
-        result = self._complete(req, cancelled)
-        rounds, spent_ms = 0, 0.0
-        while (not result.items and result.rejected and not result.cancelled
-               and rounds < self.settings.error_rounds
-               and spent_ms < self.settings.error_round_budget_ms):
-            rounds += 1
-            start = time.perf_counter()
-            retry = self._complete(req, cancelled,
-                                   error_feedback(list(dict.fromkeys(result.rejected))))
-            spent_ms += (time.perf_counter() - start) * 1000
-            retry.rejected = result.rejected + retry.rejected
-            result = retry
-        if rounds:
-            result.timings_ms["error_rounds"] = float(rounds)
-            result.timings_ms["error_rounds_ms"] = spent_ms
-        return result
+        return with_error_rounds(lambda feedback: self._complete(req, cancelled, feedback),
+                                 self.settings)
 
     def _complete(self, req: CompletionRequest, cancelled: Cancelled, feedback: str = ""
                   ) -> CompletionResult:
@@ -310,29 +302,11 @@ class RemoteEngine:
         if output.cached_tokens is not None:
             timings["cached_prompt_share"] = output.cached_tokens / max(1, output.prompt_tokens)
 
-        t3 = time.perf_counter()
-        seen: set[str] = set()
-        check_ms = 0.0
-        for index in sorted(output.texts):
-            generated = output.texts[index]
-            if not output.finished.get(index) and ctx.mode == "block" and "\n" in generated:
-                generated = generated[:generated.rfind("\n")]  # cut off mid-block: whole lines
-            text = clean_suggestion(generated, ctx)
-            if not text or text in seen:
-                continue
-            seen.add(text)
-            if self.settings.check_suggestions:
-                t4 = time.perf_counter()
-                errors = check_suggestion(req.text, offset, text, req.path, req.workspace,
-                                          hole.expected if hole is not None else None)
-                check_ms += (time.perf_counter() - t4) * 1000
-                if errors:
-                    result.rejected.append("; ".join(format_errors(errors)))
-                    continue
-            result.items.append(Draft(text=text, score=0.0))  # no logprobs: engine order
-        timings["postprocess"] = (time.perf_counter() - t3) * 1000 - check_ms
-        if self.settings.check_suggestions:
-            timings["check"] = check_ms
+        # no logprobs: equal scores keep the engine's order
+        raws = [RawDraft(output.texts[i], bool(output.finished.get(i)), 0.0)
+                for i in sorted(output.texts)]
+        finish_drafts(result, raws, req, offset, ctx,
+                      hole.expected if hole is not None else None, self.settings)
         return result
 
     # -- HTTP ---------------------------------------------------------------------------------

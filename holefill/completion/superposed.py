@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from holefill.completion.postprocess import CursorContext, clean_suggestion, should_stop
-from holefill.context.check import check_suggestion, format_errors
+from holefill.completion.postprocess import CursorContext, should_stop
 
 PENALTY = 200.0  # RESEARCH §2.3: drafts with no n-gram support are demoted, not NaN
 
@@ -193,7 +192,7 @@ def complete_drafts(engine, session, req, result, ctx: CursorContext, hole, offs
                     started: float):
     """The engine's multi-draft path after the prefill: decode k drafts, post-process and check
     each, drop duplicates, fill `result` with Draft items best first."""
-    from holefill.completion.engine import Draft
+    from holefill.completion.engine import RawDraft, finish_drafts
 
     settings = engine.settings
     ngram = engine.ngrams if settings.ngram else None
@@ -207,32 +206,13 @@ def complete_drafts(engine, session, req, result, ctx: CursorContext, hole, offs
     if out.cancelled:
         result.cancelled = True
         return result
-    seen: set[str] = set()
-    check_ms = 0.0
-    items = []
+    raws = []
     for raw in out.drafts:
         text = engine.tokenizer.decode(raw.ids, skip_special_tokens=True)
         text = text[len(heal):] if text.startswith(heal) else text
-        if not raw.finished and ctx.mode == "block" and "\n" in text:
-            text = text[:text.rfind("\n")]  # a half-written last line is worse than none
-        text = clean_suggestion(text, ctx)
-        key = " ".join(text.split()) if text else ""
-        if not key or key in seen:
-            continue
-        seen.add(key)
-        if settings.check_suggestions:
-            t4 = time.perf_counter()
-            errors = check_suggestion(req.text, offset, text, req.path, req.workspace,
-                                      hole.expected if hole is not None else None)
-            check_ms += (time.perf_counter() - t4) * 1000
-            if errors:
-                result.rejected.append("; ".join(format_errors(errors)))
-                continue
         score = sum(raw.logprobs) / len(raw.logprobs) if raw.logprobs else 0.0
-        items.append(Draft(text=text, score=score))
-    timings["postprocess"] = (time.perf_counter() - t3) * 1000 - check_ms
-    if settings.check_suggestions:
-        timings["check"] = check_ms
-    # Best first by the engine's score (mean log-probability), like a single greedy draft.
-    result.items.extend(sorted(items, key=lambda d: -d.score))
+        raws.append(RawDraft(text, raw.finished, score))
+    # best first by the engine's score (mean log-probability), like a single greedy draft
+    finish_drafts(result, raws, req, offset, ctx, hole.expected if hole is not None else None,
+                  settings)
     return result
