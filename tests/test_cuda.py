@@ -66,3 +66,31 @@ def test_real_model_completes_on_cuda_in_bf16():
     second = engine.complete(CompletionRequest(text=doc2, offset=len(doc2), doc_id="d"))
     assert second.reused_tokens > 0
     assert second.items and second.items[0].text.strip()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_graph_decode_steps_equal_plain_steps(dtype):
+    """One-token steps replayed from a CUDA graph give the plain forward's logits, with hidden
+    slots, explicit positions and a second cache (a second graph)."""
+    model = tiny_llama("cuda")
+    ids = torch.randint(0, 300, (30,), generator=torch.Generator().manual_seed(4)).cuda()
+    graphs, plain = Decoder(model, dtype), Decoder(model, dtype)
+    plain.use_graphs = False
+    assert graphs.use_graphs
+    kept = []
+    for _ in range(2):
+        a, b = graphs.new_cache(48), plain.new_cache(48)
+        kept.append(a)
+        graphs.forward(a, ids[:20])
+        plain.forward(b, ids[:20])
+        for i in range(20, 30):
+            pos = torch.tensor([i - 3], device="cuda")
+            hide = (15, 18) if i % 2 else None
+            got = graphs.forward(a, ids[i:i + 1], positions=pos, hide=hide)
+            want = plain.forward(b, ids[i:i + 1], positions=pos, hide=hide)
+            assert (got - want).abs().max().item() <= (1e-3 if dtype == "float32" else 0.1)
+            assert a.length == b.length == i + 1
+    assert len(graphs._graphs) == 2
+    del kept, a
+    graphs.forward(graphs.new_cache(48), ids[:1])  # a fresh cache: freed caches' graphs go
+    assert len(graphs._graphs) == 1

@@ -136,3 +136,22 @@ def test_unsupported_architecture_is_refused():
     model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50))
     with pytest.raises(UnsupportedModel):
         Decoder(model, "float32")
+
+
+@pytest.mark.parametrize("hide", [None, (4, 7)])
+def test_static_step_equals_a_one_token_forward(hide):
+    """The fixed-shape step that CUDA graphs replay (attention over every slot, masked) gives
+    the logits and cache entries of the ordinary one-token forward."""
+    dec = Decoder(tiny("llama"), "float32")
+    ids = torch.randint(0, 300, (12,), generator=torch.Generator().manual_seed(3))
+    a, b = dec.new_cache(32), dec.new_cache(32)
+    dec.forward(a, ids[:10])
+    dec.forward(b, ids[:10])
+    want = dec.forward(a, ids[10:11], positions=torch.tensor([7]), hide=hide)
+    visible = torch.arange(32) <= 10
+    if hide is not None:
+        visible[hide[0]:hide[1]] = False
+    got = dec.static_step(b, ids[10:11], torch.tensor([7]), torch.tensor([10]), visible)
+    assert (got - want).abs().max().item() <= TOL
+    assert torch.allclose(a.k[:, :, :11], b.k[:, :, :11], atol=1e-6)
+    assert torch.allclose(a.v[:, :, :11], b.v[:, :, :11], atol=1e-6)

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> dict:
         prefill[str(n)] = round(n / timed(lambda n=n: ours_prefill(n), args.repeat), 1)
         hf_prefill_tps[str(n)] = round(n / timed(lambda n=n: hf_prefill(n), args.repeat), 1)
 
-    decode, hf_decode = {}, {}
+    decode, hf_decode, eager = {}, {}, {}
     steps = args.decode_steps
     for ctx in contexts:
         cache = ours.new_cache(capacity)
@@ -64,6 +64,10 @@ def run(args: argparse.Namespace) -> dict:
                 ours.forward(cache, tokens[ctx + i : ctx + i + 1])
 
         decode[str(ctx)] = round(timed(ours_decode, args.repeat) / steps * 1000, 2)
+        if ours.use_graphs:  # the same steps without CUDA graphs: what the graphs buy
+            ours.use_graphs = False
+            eager[str(ctx)] = round(timed(ours_decode, args.repeat) / steps * 1000, 2)
+            ours.use_graphs = True
 
         with torch.inference_mode():
             hf_cache = DynamicCache()
@@ -92,5 +96,8 @@ def run(args: argparse.Namespace) -> dict:
         "hf_decode_ms_per_token": hf_decode,
         "prefill_speedup": {k: round(prefill[k] / hf_prefill_tps[k], 2) for k in prefill},
         "decode_speedup": {k: round(hf_decode[k] / decode[k], 2) for k in decode},
+        "cuda_graphs": ours.use_graphs,
+        **({"decode_ms_per_token_without_graphs": eager,
+            "graph_speedup": {k: round(eager[k] / decode[k], 2) for k in eager}} if eager else {}),
         "hf_reference_dtype": str(next(hf.parameters()).dtype).removeprefix("torch."),
     }
