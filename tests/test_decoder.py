@@ -155,3 +155,22 @@ def test_static_step_equals_a_one_token_forward(hide):
     assert (got - want).abs().max().item() <= TOL
     assert torch.allclose(a.k[:, :, :11], b.k[:, :, :11], atol=1e-6)
     assert torch.allclose(a.v[:, :, :11], b.v[:, :, :11], atol=1e-6)
+
+
+def test_a_refused_graph_capture_falls_back_to_plain_steps(monkeypatch):
+    import holefill.completion.decoder as decoder_module
+
+    def refuse(*_args):
+        raise RuntimeError("capture refused")
+
+    monkeypatch.setattr(decoder_module, "_GraphStep", refuse)
+    dec = Decoder(tiny("llama"), "float32")
+    ids = torch.randint(0, 300, (6,), generator=torch.Generator().manual_seed(6))
+    a, b = dec.new_cache(16), dec.new_cache(16)
+    dec.forward(a, ids[:5])
+    dec.forward(b, ids[:5])
+    want = dec.forward(b, ids[5:6])
+    dec.use_graphs = True  # as on CUDA
+    got = dec.forward(a, ids[5:6])
+    assert not dec.use_graphs and a.length == 6
+    assert (got - want).abs().max().item() <= TOL

@@ -14,6 +14,7 @@ Weight formats (`dtype`):
 
 from __future__ import annotations
 
+import logging
 import weakref
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ import torch.nn.functional as F
 
 from holefill.completion.model import cpu_has_bf16
 from holefill.kvcache.cache import KVCache
+
+log = logging.getLogger(__name__)
 
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "mistral")
 
@@ -264,7 +267,12 @@ class Decoder:
                 del self._graphs[key]
             if len(self._graphs) >= MAX_GRAPHS:
                 self._graphs.pop(next(iter(self._graphs)))
-            step = self._graphs[id(cache)] = _GraphStep(self, cache)
+            try:
+                step = self._graphs[id(cache)] = _GraphStep(self, cache)
+            except RuntimeError as exc:  # capture refused (driver, memory): decode eagerly
+                log.warning("CUDA graph capture failed (%s); decoding without graphs", exc)
+                self.use_graphs = False
+                return self.forward(cache, ids, positions=positions, hide=hide)
         position = start if positions is None else int(positions.reshape(-1)[0])
         logits = step.run(int(ids.reshape(-1)[0]), position, start, hide)
         cache.length = start + 1
@@ -300,7 +308,9 @@ class _GraphStep:
             for _ in range(2):  # warm-up: kernels picked and workspaces allocated
                 decoder.static_step(cache, self.ids, self.position, self.slot, self.visible)
         torch.cuda.current_stream().wait_stream(stream)
-        with torch.cuda.graph(self.graph), torch.inference_mode():
+        # thread_local: other threads' CUDA work (none expected) cannot break the capture
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"), \
+                torch.inference_mode():
             self.logits = decoder.static_step(cache, self.ids, self.position, self.slot,
                                               self.visible)
         cache.k[:, :, -1], cache.v[:, :, -1] = saved
