@@ -183,18 +183,7 @@ class NgramTable:
              lambdas: tuple[float, ...] = LAMBDAS) -> float:
         """Σ_i λ_i · P(token | last i tokens), over the orders whose context was seen (no
         backoff smoothing; RESEARCH §2.3). 0.0 when no order supports `token`."""
-        total = 0.0
-        for n, lam in zip(self.context_lengths, lambdas, strict=False):
-            if n > len(context):
-                break
-            ctx = tuple(context[-n:])
-            row = self.tables[n].get(ctx)
-            tot = self.totals[n].get(ctx)
-            if row and tot:  # read without the lock: a concurrent update may drop either
-                c = row.get(token)
-                if c:
-                    total += lam * c / tot
-        return total
+        return self.probs(context, [token], lambdas)[0]
 
     def probs(self, context: list[int], tokens: Iterable[int],
               lambdas: tuple[float, ...] = LAMBDAS) -> list[float]:
@@ -205,9 +194,9 @@ class NgramTable:
             ctx = tuple(context[-n:])
             row = self.tables[n].get(ctx)
             tot = self.totals[n].get(ctx)
-            if row and tot:
+            if row and tot:  # read without the lock: a concurrent update may drop either
                 rows.append((row, lam / tot))
-        return [sum(w * row.get(t, 0) for row, w in rows) for t in tokens]
+        return [sum((w * row.get(t, 0) for row, w in rows), 0.0) for t in tokens]
 
 
 def python_files(root: str | os.PathLike, max_files: int = 5000) -> list[Path]:

@@ -583,11 +583,8 @@ def _tainted_names(an: _Analysis) -> set[str]:
 
 
 def _walk_all(node):
-    stack = [node]
-    while stack:
-        cur = stack.pop()
-        yield cur
-        stack.extend(reversed(getattr(cur, "children", [])))
+    """Every node below `node`, nested scopes included (`_walk` stops at them)."""
+    return _walk(node, into_scopes=True)
 
 
 def _safe_at(an: _Analysis, mod: _Mod, line: int, column: int) -> bool:
@@ -1631,13 +1628,14 @@ def _init_attributes(init) -> list[tuple[str, Any]]:
     return out
 
 
-def _walk(node):
+def _walk(node, into_scopes: bool = False):
+    """The nodes below `node` in source order; nested functions, classes and lambdas are
+    yielded but not entered unless `into_scopes`."""
     stack = [node]
     while stack:
         cur = stack.pop()
         yield cur
-        if hasattr(cur, "children") and cur.type not in ("funcdef", "classdef", "lambdef") or \
-                cur is node:
+        if into_scopes or cur is node or cur.type not in ("funcdef", "classdef", "lambdef"):
             stack.extend(reversed(getattr(cur, "children", [])))
 
 
