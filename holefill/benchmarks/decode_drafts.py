@@ -31,7 +31,6 @@ from holefill.benchmarks.common import edit_similarity, exact_match, package_dir
 from holefill.benchmarks.nextline import make_tasks
 from holefill.completion.engine import CompletionEngine, CompletionRequest
 from holefill.completion.ngram import NgramTable
-from holefill.completion.postprocess import should_stop
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,50 +70,19 @@ def _forwards(result) -> float:
     return result.timings_ms.get("decode_tokens", 0.0)
 
 
-def _sampler(engine: CompletionEngine, temperature: float, top_p: float, gen: torch.Generator):
-    """A drop-in for CompletionEngine._decode that samples (nucleus) instead of taking the
-    argmax; the same healing constraint and stop rules."""
+def _nucleus(temperature: float, top_p: float, gen: torch.Generator):
+    """A token picker for CompletionEngine.pick_token: nucleus sampling instead of the argmax
+    (the engine's healing constraint and stop rules stay as they are)."""
 
-    def decode(session, logits, position, hide, heal, max_new, ctx, cancelled, *_, **__):
-        out_ids: list[int] = []
-        logprobs: list[float] = []
-        remaining, finished = heal, False
-        for _ in range(max_new + 8):
-            scores = logits
-            if remaining:
-                allowed = engine.vocab.allowed(remaining)
-                scores = torch.full_like(logits, -float("inf"))
-                scores[allowed] = logits[allowed]
-            probs = torch.softmax(scores / temperature, -1)
-            sorted_p, order = probs.sort(descending=True)
-            keep = sorted_p.cumsum(-1) - sorted_p < top_p
-            sorted_p = sorted_p * keep
-            # the seeded generator lives on the CPU: draw there, whatever the model's device
-            pick = torch.multinomial((sorted_p / sorted_p.sum()).cpu(), 1, generator=gen)
-            token = int(order[int(pick)])
-            logprobs.append(float(torch.log_softmax(scores, -1)[token]))
-            if token in engine.eos_ids:
-                finished = True
-                break
-            out_ids.append(token)
-            if remaining:
-                piece = engine.vocab.text(token)
-                remaining = remaining[len(piece):] if len(piece) < len(remaining) else ""
-            else:
-                text = engine.tokenizer.decode(out_ids, skip_special_tokens=True)[len(heal):]
-                if should_stop(text, ctx):
-                    finished = True
-                    break
-                if len(logprobs) >= max_new:
-                    break
-            if session.scratch_room <= 0:
-                break
-            logits = session.scratch_forward([token], position, hide)[-1]
-            position += 1
-        text = engine.tokenizer.decode(out_ids, skip_special_tokens=True)
-        return (text[len(heal):] if text.startswith(heal) else text), logprobs, False, finished
+    def pick(scores: torch.Tensor) -> int:
+        probs = torch.softmax(scores / temperature, -1)
+        sorted_p, order = probs.sort(descending=True)
+        sorted_p = sorted_p * (sorted_p.cumsum(-1) - sorted_p < top_p)
+        # the seeded generator lives on the CPU: draw there, whatever the model's device
+        drawn = torch.multinomial((sorted_p / sorted_p.sum()).cpu(), 1, generator=gen)
+        return int(order[int(drawn)])
 
-    return decode
+    return pick
 
 
 def _source_of(task: dict, packages: list[str]) -> Path | None:
@@ -183,7 +151,7 @@ def run(args: argparse.Namespace) -> dict:
         return engine.complete(CompletionRequest(text=task["text"], offset=len(task["text"]),
                                                  doc_id=doc_id))
 
-    greedy_decode = engine._decode
+    greedy_pick = engine.pick_token
     for i, task in enumerate(tasks):
         doc_id = f"task{i}"
         truth = task["truth"]
@@ -216,7 +184,7 @@ def run(args: argparse.Namespace) -> dict:
             if key is not None:
                 table.update_file(key, source.read_text(encoding="utf-8"))
         if args.samples:
-            engine._decode = _sampler(engine, args.temperature, args.top_p, gen)
+            engine.pick_token = _nucleus(args.temperature, args.top_p, gen)
             preds: list[str] = []
             total_ms = total_check = total_fw = 0.0
             try:
@@ -230,7 +198,7 @@ def run(args: argparse.Namespace) -> dict:
                         record(f"sampling_x{s}", [p for p in preds if p], truth, total_ms,
                                total_check, sum(1 for p in preds if p), total_fw)
             finally:
-                engine._decode = greedy_decode
+                engine.pick_token = greedy_pick
         engine.forget(doc_id)
 
     report: dict = {"suite": "decode_drafts", "model": engine.info.name,

@@ -223,6 +223,9 @@ class CompletionEngine:
         self._heads: early_exit.BoundHeads | None = None  # loaded on first use
         self._heads_error: str | None = None
         self.last_decode: dict[str, float] = {}  # early-exit counters of the last _decode
+        # The greedy path's choice of token from the (masked) scores; `bench decode_drafts`
+        # swaps in nucleus sampling to compare sampled drafts on the same decoding loop.
+        self.pick_token: Callable[[torch.Tensor], int] = _argmax
 
     @classmethod
     def load(cls, settings: Settings) -> CompletionEngine:
@@ -462,7 +465,7 @@ class CompletionEngine:
                 scores[allowed] = logits[allowed]
             else:
                 scores = logits
-            token = int(torch.argmax(scores))
+            token = self.pick_token(scores)
             if (stop_at is not None and allowed is None and hidden is not None
                     and self._heads.stop_prob(hidden, logits) > stop_at):
                 # SEC stop: the model is likely wrong from here on; cut before this token
@@ -544,6 +547,10 @@ class CompletionEngine:
         if s.stop_controller:
             stop_at = s.stop_threshold or heads.heads.stop_threshold
         return stepper, stop_at
+
+
+def _argmax(scores: torch.Tensor) -> int:
+    return int(torch.argmax(scores))
 
 
 def _eos_ids(tokenizer, hf_model) -> set[int]:
