@@ -95,11 +95,14 @@ def cmd_complete(args: argparse.Namespace) -> int:
         print(f"holefill: {exc}", file=sys.stderr)
         return 2
     workspace = args.workspace or str(path.resolve().parent)
-    if hasattr(engine, "api_index") and (engine.settings.api_context
-                                         or engine.settings.constrain_api_names):
+    from holefill.context.api import api_site
+
+    if hasattr(engine, "api_index") and api_site(text, offset) is not None and (
+            engine.settings.api_context or engine.settings.constrain_api_names):
         from holefill.context.index import ApiIndex
 
-        # LANCE: the workspace's APIs for `recv.` (bounded: a one-shot command)
+        # LANCE: the workspace's APIs for `recv.` (bounded: a one-shot command); elsewhere
+        # the index is never read, so it is not built
         engine.api_index = ApiIndex.build(workspace, time_budget_s=CLI_INDEX_BUDGET_S)
     try:
         result = engine.complete(CompletionRequest(text=text, offset=offset,
