@@ -23,10 +23,8 @@ from holefill.completion.decoder import Decoder, UnsupportedModel
 from holefill.completion.model import LoadedModel, ModelInfo, load_model
 from holefill.completion.postprocess import analyze_cursor, clean_suggestion, should_stop
 from holefill.config import Settings
-from holefill.context import api as api_context
 from holefill.context.check import check_suggestion, format_errors
-from holefill.context.holes import hole_context
-from holefill.context.prompt import context_block, error_feedback
+from holefill.context.prompt import context_header, error_feedback
 from holefill.kvcache.pie import pie_unsupported_reason
 from holefill.kvcache.session import KVSession
 from holefill.kvcache.store import SessionStore
@@ -334,18 +332,14 @@ class CompletionEngine:
             session.set_text(req.text)
         if not session.covers(offset):
             session.reset(req.text, offset)
-        hole = None
         tc = time.perf_counter()
-        correlation = self._api_correlation(req, offset)  # LANCE (RESEARCH §5): after `recv.`
-        header = self._api_block(correlation)
-        if self.settings.typed_holes:
-            hole = self._hole_context(req, offset)
-            block = "" if hole is None else context_block(
-                hole, self.settings.context_budget_tokens, lambda t: len(self.encode(t)))
-            header += block + "\n" if block else ""
-        header += feedback  # error round: why the previous drafts were rejected
-        if header or session.header:
-            session.set_header(header)
+        # LANCE (RESEARCH §5) after `recv.`, the typed hole (§6) and the error round's feedback
+        header = context_header(req.text, offset, self.settings, lambda t: len(self.encode(t)),
+                                req.path, req.workspace, self.api_index, feedback,
+                                correlate=self.settings.constrain_api_names)
+        hole, correlation = header.hole, header.correlation
+        if header.text or session.header:
+            session.set_header(header.text)
         context_ms = (time.perf_counter() - tc) * 1000
         if self.settings.typed_holes or correlation is not None:
             timings["context"] = context_ms
@@ -408,31 +402,6 @@ class CompletionEngine:
         finish_drafts(result, [RawDraft(generated, finished, score)], req, offset, ctx,
                       hole.expected if hole is not None else None, self.settings)
         return result
-
-    def _hole_context(self, req: CompletionRequest, offset: int):
-        try:
-            return hole_context(req.text, offset, req.path, req.workspace)
-        except Exception as exc:  # analysis must never break completion
-            log.warning("typed-hole context failed: %s", type(exc).__name__)
-            return None
-
-    def _api_correlation(self, req: CompletionRequest, offset: int):
-        if self.api_index is None or not (self.settings.api_context
-                                          or self.settings.constrain_api_names):
-            return None
-        try:
-            return api_context.correlate(self.api_index, req.text, offset, req.path,
-                                         req.workspace)
-        except Exception as exc:  # analysis must never break completion
-            log.warning("API correlation failed: %s", type(exc).__name__)
-            return None
-
-    def _api_block(self, correlation) -> str:
-        if correlation is None or not self.settings.api_context:
-            return ""
-        block = api_context.signature_block(correlation, self.settings.api_budget_tokens,
-                                            lambda t: len(self.encode(t)))
-        return block + "\n" if block else ""
 
     def _reused(self, session: KVSession, visible: int) -> int:
         """Prompt tokens that were already in the cache before this request."""

@@ -44,9 +44,7 @@ from holefill.completion.model import ModelError, ModelInfo
 from holefill.completion.postprocess import CursorContext, analyze_cursor
 from holefill.completion.postprocess import should_stop as _should_stop
 from holefill.config import Settings
-from holefill.context import api as api_context
-from holefill.context.holes import hole_context
-from holefill.context.prompt import context_block
+from holefill.context.prompt import context_header
 from holefill.context.report import estimate_tokens
 from holefill.kvcache.window import prompt_window
 
@@ -116,27 +114,9 @@ def build_prompt(text: str, offset: int, settings: Settings, path: str | None = 
     signature block (LANCE, after `recv.`), the typed-hole context block, the error-round
     feedback, then the file window up to the cursor. Deterministic: the same input gives
     byte-identical prompts. No tokenizer here: budgets use `holefill context`'s estimate."""
-    header = ""
-    if api_index is not None and settings.api_context:
-        try:
-            correlation = api_context.correlate(api_index, text, offset, path, workspace)
-        except Exception as exc:  # analysis must never break completion
-            log.warning("API correlation failed: %s", type(exc).__name__)
-            correlation = None
-        block = api_context.signature_block(correlation, settings.api_budget_tokens,
-                                            estimate_tokens)
-        header += block + "\n" if block else ""
-    hole = None
-    if settings.typed_holes:
-        try:
-            hole = hole_context(text, offset, path, workspace)
-        except Exception as exc:  # analysis must never break completion
-            log.warning("typed-hole context failed: %s", type(exc).__name__)
-        block = "" if hole is None else context_block(hole, settings.context_budget_tokens,
-                                                      estimate_tokens)
-        header += block + "\n" if block else ""
-    header += feedback
-    return header + prompt_window(text, offset, settings.max_prompt_tokens), hole
+    header = context_header(text, offset, settings, estimate_tokens, path, workspace, api_index,
+                            feedback)
+    return header.text + prompt_window(text, offset, settings.max_prompt_tokens), header.hole
 
 
 def parse_usage(usage: Any) -> tuple[int, int | None, int]:

@@ -23,12 +23,17 @@ then laid out in the order above (types in breadth-first order, headers by rank)
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from holefill.context.holes import Header, HoleContext, TypeDef
+from holefill.context.holes import Header, HoleContext, TypeDef, hole_context
 
-__all__ = ["context_block", "error_feedback"]
+__all__ = ["ContextHeader", "context_block", "context_header", "error_feedback"]
+
+log = logging.getLogger(__name__)
 
 OPEN = "# Context from the language server for the code below."
 CLOSE = "# End of context."
@@ -109,3 +114,44 @@ def error_feedback(errors: Sequence[object]) -> str:
     lines += [f"# - {' '.join(item.split())}" for item in items]
     lines.append("# Write a corrected version.")
     return "\n".join(lines) + "\n"
+
+
+@dataclass
+class ContextHeader:
+    """What goes before the file text, and the analyses it came from."""
+    text: str
+    hole: HoleContext | None = None
+    correlation: Any = None  # context.api.Correlation after `recv.`, else None
+
+
+def context_header(text: str, offset: int, settings: Any, count_tokens: Callable[[str], int],
+                   path: str | None = None, workspace: str | None = None,
+                   api_index: Any = None, feedback: str = "",
+                   correlate: bool = False) -> ContextHeader:
+    """The header of a prompt, in the cache-stable order every backend uses: the API signature
+    block (LANCE, after `recv.`, when `settings.api_context`), the typed-hole block (when
+    `settings.typed_holes`), then the error-round `feedback`. The receiver is also correlated
+    when `correlate` (the caller constrains names with it). Analyses that fail are logged and
+    left out: they must never break completion."""
+    from holefill.context import api as api_context  # api imports the index: only when used
+
+    header = ContextHeader("")
+    if api_index is not None and (settings.api_context or correlate):
+        try:
+            header.correlation = api_context.correlate(api_index, text, offset, path, workspace)
+        except Exception as exc:
+            log.warning("API correlation failed: %s", type(exc).__name__)
+        if header.correlation is not None and settings.api_context:
+            block = api_context.signature_block(header.correlation, settings.api_budget_tokens,
+                                                count_tokens)
+            header.text += block + "\n" if block else ""
+    if settings.typed_holes:
+        try:
+            header.hole = hole_context(text, offset, path, workspace)
+        except Exception as exc:
+            log.warning("typed-hole context failed: %s", type(exc).__name__)
+        block = "" if header.hole is None else context_block(
+            header.hole, settings.context_budget_tokens, count_tokens)
+        header.text += block + "\n" if block else ""
+    header.text += feedback
+    return header
