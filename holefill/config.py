@@ -59,14 +59,19 @@ class Settings:
     # Sharpens the shared distribution. The paper's 0.06 (tuned on prose) kept the drafts close
     # to one beam here: best-of-3 0.075; 0.3 and 1.0 both gave 0.10.
     spd_temperature: float = 0.3
-    # Early exit (RESEARCH §3), greedy path: off | selfspec (lossless self-speculation: the
-    # first exit_layer layers draft speculate_tokens - 1 tokens, the rest verify them at once)
-    # | lossy (SEC exit at exit_layer when P(exit) > exit_threshold, state copying; output
-    # differs from greedy). Off: `holefill bench decode_exit -n 15` on the 2-core CPU measured
-    # selfspec at 0.86x plain greedy (identical output, but only 15% of drafts accepted and
-    # 1.1 tokens per verification pass); lossy 0.93-0.99x. Worth trying on a GPU, where
-    # layers cost launch overhead and verifying 4 rows costs what 1 row does.
-    early_exit: str = "off"
+    # Early exit / speculation (RESEARCH §3), greedy path: off | selfspec (lossless
+    # self-speculation: the first exit_layer layers draft speculate_tokens - 1 tokens, the rest
+    # verify them at once) | lookup (lossless prompt lookup, completion/lookup.py: the tokens
+    # that followed the latest earlier occurrence of the last 1-3 tokens in the prompt and
+    # completion are the drafts, all layers verify them at once; no heads needed) |
+    # selfspec+lookup (lookup where the context has a match, else exit-head drafts) | lossy
+    # (SEC exit at exit_layer when P(exit) > exit_threshold, state copying; output differs from
+    # greedy). The lossless modes give greedy's output bit for bit on CPU (int8). `holefill
+    # bench decode_exit -n 20 --threads 1` on the shared 2-core CPU: lookup 1.38x plain greedy
+    # (52% of drafts accepted, 2.0 tokens per verification pass), selfspec+lookup 1.37x,
+    # selfspec 0.85x (18% accepted), lossy 0.93-0.99x (earlier run). auto (default): lookup
+    # on the CPU, off on CUDA, where plain steps replay a graph the speculative ones skip.
+    early_exit: str = "auto"
     exit_layer: int = 0  # 0 = the heads file's default layer
     speculate_tokens: int = 4  # drafted positions per verification pass (2..7)
     speculate_confidence: float = 0.5  # stop drafting at a draft the exit head is less sure of

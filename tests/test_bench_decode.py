@@ -31,8 +31,12 @@ def test_one_small_run_has_every_headline_key_and_a_plot(tmp_path):
     assert report["suite"] == "decode"
     assert report["drafts"]["suite"] == "decode_drafts" and report["exit"]["suite"] == "decode_exit"
     for key in ("spd_time_ratio_k3_vs_greedy", "best_of_3_exact_match", "greedy_exact_match",
-                "selfspec_speedup", "selfspec_identical", "stop_precision", "stop_recall",
-                "tokens_saved"):
+                "selfspec_speedup", "selfspec_identical", "lookup_speedup", "lookup_identical",
+                "lookup_acceptance", "selfspec_lookup_speedup", "selfspec_lookup_identical",
+                "stop_precision", "stop_recall", "tokens_saved"):
         assert key in report, key
+    # lossless modes: every output is plain greedy's (the verify pass is row-exact on CPU)
+    assert report["selfspec_identical"] and report["lookup_identical"]
+    assert report["lookup_speedup"] > 0
     assert report["spd_time_ratio_k3_vs_greedy"] > 0 and 0 <= report["tokens_saved"] <= 1
     assert png.stat().st_size > 1000

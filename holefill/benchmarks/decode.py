@@ -6,7 +6,9 @@ One command for both parts, each also runnable alone:
 
 The JSON holds each part's full report under its name and the issue's headline keys at the top:
 `spd_time_ratio_k3_vs_greedy`, `best_of_3_exact_match`, `greedy_exact_match`, `selfspec_speedup`,
-`selfspec_identical`, `stop_precision`, `stop_recall`, `tokens_saved`.
+`selfspec_identical`, `lookup_speedup`, `lookup_identical`, `lookup_acceptance`,
+`selfspec_lookup_speedup`, `selfspec_lookup_identical`, `stop_precision`, `stop_recall`,
+`tokens_saved`.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from holefill.benchmarks import decode_drafts, decode_exit
 
 PARTS = {"drafts": decode_drafts, "exit": decode_exit}
 HEADLINE = ("spd_time_ratio_k3_vs_greedy", "best_of_3_exact_match", "greedy_exact_match",
-            "selfspec_speedup", "selfspec_identical", "stop_precision", "stop_recall",
-            "tokens_saved")
+            "selfspec_speedup", "selfspec_identical", "lookup_speedup", "lookup_identical",
+            "lookup_acceptance", "selfspec_lookup_speedup", "selfspec_lookup_identical",
+            "stop_precision", "stop_recall", "tokens_saved")
 
 
 class _FirstDefinitionWins:

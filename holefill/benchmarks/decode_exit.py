@@ -1,8 +1,10 @@
 """`holefill bench decode_exit`: early exit on next-line tasks from held-out files (RESEARCH §3).
 
-- Self-speculation: the greedy decode stage with and without `early_exit=selfspec`, on the same
-  warm KV session, alternating per task; speed-up = plain decode time / self-spec decode time
-  over all tasks, and whether every draft is identical.
+- Lossless speculation: the greedy decode stage plain and with each speculative mode
+  (`early_exit=selfspec`: exit-head drafts; `lookup`: prompt-lookup drafts; `selfspec+lookup`:
+  lookup where the context has a match, else exit heads), on the same warm KV session, in an
+  order that rotates per repeat; speed-up = plain decode time / the mode's decode time over all
+  tasks, and whether every output is identical to plain greedy.
 - Stop controller: a draft is "wrong" when its first line is not the truth (next-line exact
   match). The controller "flags" a draft when it cuts it; precision and recall of flags for
   wrong drafts, exact match of what is still shown, and the share of decode tokens saved.
@@ -22,6 +24,9 @@ from holefill.benchmarks.common import exact_match
 from holefill.benchmarks.nextline import make_tasks
 from holefill.completion.engine import CompletionEngine, CompletionRequest
 
+# mode -> prefix of its report keys (selfspec keeps the names it had before lookup existed)
+SPEC_MODES = {"selfspec": "selfspec", "lookup": "lookup", "selfspec+lookup": "selfspec_lookup"}
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", type=int, default=20, help="tasks per cursor kind")
@@ -30,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exit-layer", type=int, default=0, help="0 = the heads' default")
     parser.add_argument("--speculate-tokens", type=int, default=0, help="0 = the setting")
     parser.add_argument("--repeat", type=int, default=2, help="timed runs per task and mode")
+    parser.add_argument("--spec-modes", default=",".join(SPEC_MODES),
+                        help="speculative modes timed against plain greedy "
+                             f"(any of {', '.join(SPEC_MODES)})")
     parser.add_argument("--stop-thresholds", default="0.5,0.6,0.7,0.8,0.9",
                         help="extra stop thresholds to sweep (the heads' default always runs)")
     parser.add_argument("--lossy", type=float, default=None, metavar="EXIT_THRESHOLD",
@@ -73,35 +81,44 @@ def run(args: argparse.Namespace) -> dict:
                     "speculate_tokens": engine.settings.speculate_tokens}
     thresholds = [heads.heads.stop_threshold] + [
         float(t) for t in args.stop_thresholds.split(",") if t.strip()]
-    plain_ms = spec_ms = 0.0
-    tokens = rounds = drafted = accepted = 0.0
-    identical = []
+    modes = [m.strip() for m in args.spec_modes.split(",") if m.strip()]
+    unknown = sorted(set(modes) - set(SPEC_MODES))
+    if unknown:
+        raise SystemExit(f"decode_exit: unknown --spec-modes {unknown}; "
+                         f"choose from {', '.join(SPEC_MODES)}")
+    plain_ms = tokens = 0.0
+    counters = ("spec_rounds", "spec_drafted", "spec_accepted", "lookup_rounds",
+                "lookup_drafted", "lookup_accepted")
+    spec = {m: {"ms": 0.0, "identical": [], **dict.fromkeys(counters, 0.0)} for m in modes}
     rows = []
     lossy_ms = lossy_exited = 0.0
     lossy_same, lossy_em = [], []
     # warm-up: one task in each mode (first-call allocations, lazy loads)
     if tasks:
-        for mode in ("off", "selfspec"):
+        for mode in ("off", *modes):
             _run(engine, tasks[0], "warm", early_exit=mode)
         engine.forget("warm")
+    cycle = ["off", *modes]
     for i, task in enumerate(tasks):
         doc = f"task{i}"
         plain, t0 = _run(engine, task, doc)  # encodes the prompt once for all runs below
-        texts = []
+        texts: dict[str, list[str]] = {m: [] for m in modes}
         for r in range(args.repeat):
-            order = ("off", "selfspec") if r % 2 == 0 else ("selfspec", "off")
-            for mode in order:
+            # rotate the order per repeat (and task): no mode always runs first or last
+            shift = (r + i) % len(cycle)
+            for mode in cycle[shift:] + cycle[:shift]:
                 text, t = _run(engine, task, doc, early_exit=mode)
                 if mode == "off":
                     plain_ms += t["decode"]
                     tokens += t["decode_tokens"]
-                else:
-                    spec_ms += t["decode"]
-                    rounds += t.get("spec_rounds", 0.0)
-                    drafted += t.get("spec_drafted", 0.0)
-                    accepted += t.get("spec_accepted", 0.0)
-                    texts.append(text)
-        identical.append(all(x == plain for x in texts))
+                    continue
+                acc = spec[mode]
+                acc["ms"] += t["decode"]
+                for key in counters:
+                    acc[key] += t.get(key, 0.0)
+                texts[mode].append(text)
+        for mode in modes:
+            spec[mode]["identical"].append(all(x == plain for x in texts[mode]))
         row = {"wrong": not exact_match(_first_line(plain), task["truth"]),
                "tokens": t0["decode_tokens"], "stop": {}}
         for thr in thresholds:
@@ -117,14 +134,13 @@ def run(args: argparse.Namespace) -> dict:
             lossy_em.append(exact_match(_first_line(text), task["truth"]))
         rows.append(row)
         engine.forget(doc)
-    report["selfspec_speedup"] = round(plain_ms / spec_ms, 3) if spec_ms else None
-    report["selfspec_identical"] = all(identical)
-    report["selfspec_identical_share"] = round(statistics.mean(identical), 3) if identical else None
     report["plain_ms_per_token"] = round(plain_ms / max(tokens, 1), 2)
-    report["selfspec_ms_per_token"] = round(spec_ms / max(tokens, 1), 2)
-    report["draft_acceptance"] = round(accepted / drafted, 3) if drafted else None
-    # tokens emitted per verification pass (accepted drafts + the verifier's own token)
-    report["tokens_per_round"] = round((accepted + rounds) / rounds, 2) if rounds else None
+    for mode in modes:
+        report.update(_spec_metrics(SPEC_MODES[mode], spec[mode], plain_ms, tokens))
+    if "selfspec" in spec:  # the names these had before the other modes existed
+        report["draft_acceptance"] = report["selfspec_acceptance"]
+        # tokens emitted per verification pass (accepted drafts + the verifier's own token)
+        report["tokens_per_round"] = report["selfspec_tokens_per_round"]
     report["stop"] = {f"{thr:.2f}": _stop_metrics(rows, thr) for thr in thresholds}
     report["stop_threshold"] = round(thresholds[0], 3)
     report.update({k: report["stop"][f"{thresholds[0]:.2f}"][k]
@@ -138,6 +154,28 @@ def run(args: argparse.Namespace) -> dict:
                            "identical_share": round(statistics.mean(lossy_same), 3),
                            "em": round(statistics.mean(lossy_em), 3)}
     return report
+
+
+def _spec_metrics(name: str, acc: dict, plain_ms: float, tokens: float) -> dict:
+    """Speed-up vs plain greedy, output identity and draft statistics of one mode. Acceptance:
+    drafts the verifier agreed with and that were used, of all drafted."""
+    ms, same = acc["ms"], acc["identical"]
+    out = {f"{name}_speedup": round(plain_ms / ms, 3) if ms else None,
+           f"{name}_identical": all(same),
+           f"{name}_identical_share": round(statistics.mean(same), 3) if same else None,
+           f"{name}_ms_per_token": round(ms / max(tokens, 1), 2),
+           f"{name}_acceptance": round(acc["spec_accepted"] / acc["spec_drafted"], 3)
+           if acc["spec_drafted"] else None,
+           f"{name}_tokens_per_round": round((acc["spec_accepted"] + acc["spec_rounds"])
+                                             / acc["spec_rounds"], 2)
+           if acc["spec_rounds"] else None}
+    if name == "selfspec_lookup":  # which draft source did the work
+        out[f"{name}_lookup_rounds"] = acc["lookup_rounds"]
+        out[f"{name}_rounds"] = acc["spec_rounds"]
+        out[f"{name}_lookup_acceptance"] = (
+            round(acc["lookup_accepted"] / acc["lookup_drafted"], 3)
+            if acc["lookup_drafted"] else None)
+    return out
 
 
 def _token_stop(engine: CompletionEngine, heads, tasks: list[dict], thr: float,

@@ -9,10 +9,15 @@ controller, both driven by small heads trained for the embedded model.
 - Self-speculation (LayerSkip, §3.5): the first E layers plus the exit head draft k-1 tokens; one
   batched pass of layers E..L over the k drafted positions verifies them. The verifier's argmax
   is what is emitted, so the output is greedy's token for token; the draft quality only
-  changes the speed. Exactly so in float32; with int8 (CPU) or bf16 (CUDA) weights a k-row pass
-  rounds differently from a one-row step (logits differ by up to ~0.4 on the embedded model),
-  so a near-tie can flip a token. The early layers of the
-  drafted tokens are reused as they are: they saw exactly the tokens greedy would have fed.
+  changes the speed. Bit for bit so on CPU with int8 weights (the default): the verify pass
+  (`verify_forward`) attends once per row, as a one-token step does; a single masked
+  attention call over the k rows rounds differently and flipped int8 near-ties. (On CUDA plain
+  steps replay a graph that attends over the whole cache, so bf16 near-ties can still flip.)
+  The early layers of the drafted tokens are reused as they are: they saw exactly the tokens
+  greedy would have fed.
+- Prompt lookup (lookup.py, early_exit="lookup"): drafts copied from the context, verified by
+  all layers in the same kind of pass; "selfspec+lookup" falls back to exit-head drafts where
+  the context has no match.
 - Stop controller (SEC, §3.3): one shared Linear(hidden + 3, 3) over the normalised hidden state
   and three confidence features of that layer's logits: STOP ("even the full model is wrong
   here"), EXIT, CONTINUE. The engine applies STOP to the final layer of each generated token and
@@ -32,7 +37,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from holefill.completion.decoder import Decoder, Linear
+from holefill.completion.decoder import Decoder, Linear, _rms_norm, _rotate_half
+from holefill.completion.lookup import PromptLookup
 
 FORMAT = "holefill-exit-heads/1"
 DEFAULT_PATH = Path(__file__).with_name("exit_heads.safetensors")
@@ -222,11 +228,15 @@ class SpecStats:
     accepted: int = 0  # draft tokens the verifier agreed with and that were used
     plain: int = 0  # plain one-token steps
     exited: int = 0  # lossy mode: tokens whose layers >= E were skipped (state copying)
+    lookup_rounds: int = 0  # verification passes of prompt-lookup drafts (part of `rounds`)
+    lookup_drafted: int = 0  # of `drafted`
+    lookup_accepted: int = 0  # of `accepted`
 
 
 class Stepper:
     """Feeds accepted tokens to the model one at a time and returns the full model's next-token
-    logits (and final hidden state), either by plain steps or by self-speculation.
+    logits (and final hidden state), either by plain steps or by speculation: exit-head drafts
+    (`heads`, self-speculation) and/or prompt-lookup drafts (`lookup`, tried first).
 
     Speculation keeps verified (draft token, logits) pairs queued; while the caller's tokens
     match the queue, a step costs nothing. A mismatch (or a constrained step) drops the queue
@@ -236,7 +246,8 @@ class Stepper:
 
     def __init__(self, decoder: Decoder, cache, position: int, hide: tuple[int, int] | None,
                  heads: BoundHeads | None = None, exit_layer: int = 0, tokens: int = 4,
-                 min_confidence: float = 0.0, exit_threshold: float | None = None) -> None:
+                 min_confidence: float = 0.0, exit_threshold: float | None = None,
+                 lookup: PromptLookup | None = None) -> None:
         if heads is not None and exit_layer not in heads.heads.down:
             raise ValueError(f"no exit head for layer {exit_layer} "
                              f"(trained layers: {heads.heads.layers})")
@@ -256,7 +267,10 @@ class Stepper:
         # Lossy exit (SEC, behind a flag): with a threshold, a token whose controller says EXIT
         # at layer E with more than this probability skips layers >= E.
         self.exit_threshold = exit_threshold
-        self.queue: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+        # Prompt lookup (lookup.py): drafts copied from the context, verified by the full
+        # model; with heads too, exit-head drafts where the context has no match.
+        self.lookup = lookup
+        self.queue: list[tuple[int, torch.Tensor, torch.Tensor, bool]] = []  # ..., from lookup
         self.stats = SpecStats()
 
     @property
@@ -272,15 +286,22 @@ class Stepper:
     def step(self, token: int, speculate: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Feed `token`; return the full model's logits [vocab] for the next token and the
         final residual stream [hidden] at `token`."""
+        if self.lookup is not None:
+            self.lookup.push(token)
         if self.queue and self.queue[0][0] == token:
-            _, logits, hidden = self.queue.pop(0)
+            _, logits, hidden, looked_up = self.queue.pop(0)
             self.position += 1
             self.stats.accepted += 1
+            self.stats.lookup_accepted += looked_up
             return logits, hidden
         self.settle()
         k = min(self.tokens, self.cache.capacity - self.cache.length)
         if self.heads is not None and self.exit_threshold is not None:
             return self._lossy(token, speculate)
+        if self.lookup is not None and speculate and k >= 2:
+            drafts = self.lookup.draft(k - 1)
+            if drafts:
+                return self._verify_lookup(token, drafts)
         if self.heads is None or not speculate or k < 2:
             self.stats.plain += 1
             x = self._forward(torch.tensor([token]), 0, None, self.position)
@@ -310,14 +331,28 @@ class Stepper:
                 break
             drafts.append(cur)
         self.cache.length = start  # verify: layers E..L over all drafted positions at once
-        x = self._forward(None, E, None, pos, embeds=torch.cat(hs))
+        x = verify_forward(self.decoder, self.cache, torch.cat(hs), pos, self.hide, E)
         logits = self.decoder.logits(x)
         self.stats.rounds += 1
         self.stats.drafted += len(drafts)
-        self.queue = [(d, logits[i + 1], x[i + 1]) for i, d in enumerate(drafts)]
+        self.queue = [(d, logits[i + 1], x[i + 1], False) for i, d in enumerate(drafts)]
         self.position += 1
         return logits[0], x[0]
 
+    def _verify_lookup(self, token: int, drafts: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """All layers over `token` and its lookup drafts in one pass; queue the drafts."""
+        ids = torch.tensor([token] + drafts, device=self.decoder.device)
+        x = verify_forward(self.decoder, self.cache, self.decoder.embed_tokens(ids),
+                           self.position, self.hide)
+        logits = self.decoder.logits(x)
+        st = self.stats
+        st.rounds += 1
+        st.lookup_rounds += 1
+        st.drafted += len(drafts)
+        st.lookup_drafted += len(drafts)
+        self.queue = [(d, logits[i + 1], x[i + 1], True) for i, d in enumerate(drafts)]
+        self.position += 1
+        return logits[0], x[0]
 
     def _lossy(self, token: int, allowed: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """SEC early exit: layers < E; if the controller says EXIT, the exit head's logits
@@ -339,6 +374,62 @@ class Stepper:
         self.cache.length -= 1
         x = self._forward(None, E, None, pos, embeds=h)
         return self.decoder.logits(x)[-1], x[-1]
+
+
+@torch.inference_mode()
+def verify_forward(dec: Decoder, cache, x: torch.Tensor, position: int,
+                   hide: tuple[int, int] | None, first_layer: int = 0) -> torch.Tensor:
+    """Layers [first_layer, L) over T rows `x` (the residual stream entering first_layer, or
+    the embeddings) appended to `cache` at `position`..: the residual stream [T, hidden] after
+    the last layer, bit for bit what T one-token `dec.forward` calls give.
+
+    Why not one `dec.forward` over the T rows: its one attention call over a causal mask sums
+    each row over a longer, masked key block than a one-token step does, which rounds
+    differently (~1e-6); int8 linears round their bf16 inputs, so that grows to logit
+    differences of ~0.4 and flips near-ties. Here the linears and norms run on all T rows
+    (int8 weight-only GEMV rows, the CPU default, do not depend on the row count; float32
+    GEMM rows differ from GEMV by ~1e-7, which only an exact tie would notice)
+    and attention runs once per row over exactly that row's keys, as a one-token step does.
+    The extra attention calls cost ~0.1-0.15 of a one-token step per row on the 2-core CPU
+    (1-1.5k tokens of context), which is why verified rows are not free there.
+    Mirrors Decoder.forward's layer loop; tests/test_early_exit.py checks it against one-token
+    steps, so a change there that breaks the mirror fails a test."""
+    T = x.shape[0]
+    start = cache.length
+    end = start + T
+    if end > cache.capacity:
+        raise ValueError(f"cache full: {start} + {T} > {cache.capacity}")
+    x = x.to(dec.act_dtype)
+    cos, sin = dec.rope(torch.arange(position, position + T, device=x.device))
+    masks: list[torch.Tensor | None] = []
+    for r in range(T):  # the mask a one-token step at slot start + r builds
+        if hide is not None and hide[0] < hide[1]:
+            m = torch.ones(1, start + r + 1, dtype=torch.bool, device=x.device)
+            m[:, hide[0]:hide[1]] = False
+            masks.append(m)
+        else:
+            masks.append(None)
+    nq, nkv, hd = dec.n_heads, dec.n_kv, dec.head_dim
+    for i in range(first_layer, dec.n_layers):
+        layer = dec.layers[i]
+        qkv = layer.qkv(_rms_norm(x, layer.ln1, dec.eps))
+        q = qkv[:, : nq * hd].view(T, nq, hd).transpose(0, 1)
+        k = qkv[:, nq * hd : (nq + nkv) * hd].view(T, nkv, hd).transpose(0, 1)
+        v = qkv[:, (nq + nkv) * hd :].view(T, nkv, hd).transpose(0, 1)
+        q = q * cos + _rotate_half(q) * sin
+        k = k * cos + _rotate_half(k) * sin
+        cache.k[i, :, start:end] = k
+        cache.v[i, :, start:end] = v
+        rows = [F.scaled_dot_product_attention(
+            q[:, r:r + 1].unsqueeze(0), cache.k[i, :, :start + r + 1].unsqueeze(0),
+            cache.v[i, :, :start + r + 1].unsqueeze(0), attn_mask=masks[r],
+            enable_gqa=nq != nkv)[0] for r in range(T)]
+        attn = torch.cat(rows, dim=1)
+        x = x + layer.o(attn.transpose(0, 1).reshape(T, nq * hd))
+        g, u = layer.gate_up(_rms_norm(x, layer.ln2, dec.eps)).split(dec.intermediate, dim=-1)
+        x = x + layer.down(F.silu(g) * u)
+    cache.length = end
+    return x
 
 
 @torch.inference_mode()

@@ -20,6 +20,7 @@ import torch
 from holefill.completion import early_exit, healing, superposed
 from holefill.completion.constrain import NameConstraint
 from holefill.completion.decoder import Decoder, UnsupportedModel
+from holefill.completion.lookup import PromptLookup
 from holefill.completion.model import LoadedModel, ModelInfo, load_model
 from holefill.completion.postprocess import analyze_cursor, clean_suggestion, should_stop
 from holefill.config import Settings
@@ -33,7 +34,8 @@ from holefill.kvcache.window import window_chars
 log = logging.getLogger(__name__)
 
 MAX_NEW_TOKENS = 256
-EARLY_EXIT_MODES = ("off", "selfspec", "lossy")
+EARLY_EXIT_MODES = ("auto", "off", "selfspec", "lossy", "lookup", "selfspec+lookup")
+LOOKUP_MODES = ("lookup", "selfspec+lookup")  # prompt-lookup drafts (completion/lookup.py)
 
 
 @dataclass
@@ -187,6 +189,9 @@ class _HFDecoder:
 
 class CompletionEngine:
     def __init__(self, loaded: LoadedModel, settings: Settings) -> None:
+        if settings.early_exit not in EARLY_EXIT_MODES:  # before the model is touched
+            raise ValueError(f"setting early_exit: {settings.early_exit!r} is not one of "
+                             f"{', '.join(EARLY_EXIT_MODES)}")
         self.settings = settings
         self.tokenizer = loaded.tokenizer
         self.hf_model = loaded.hf_model
@@ -213,9 +218,6 @@ class CompletionEngine:
         self.ngrams = None  # workspace n-gram table for superposed drafts (set_ngrams)
         self.api_index = None  # context.index.ApiIndex of the workspace (the server/CLI sets it)
         superposed.params_from(settings)  # a bad drafts/ngram setting is a clear error now
-        if settings.early_exit not in EARLY_EXIT_MODES:
-            raise ValueError(f"setting early_exit: {settings.early_exit!r} is not one of "
-                             f"{', '.join(EARLY_EXIT_MODES)}")
         early_exit.check_threshold(settings.stop_threshold)
         early_exit.check_threshold(settings.exit_threshold)
         self._heads: early_exit.BoundHeads | None = None  # loaded on first use
@@ -391,7 +393,7 @@ class CompletionEngine:
                                              self.vocab, correlation.site.typed, heal)
         generated, logprobs, was_cancelled, finished = self._decode(
             session, logits, position + 1 + len(extra), hide, heal, max_new, ctx, cancelled,
-            names, hidden)
+            names, hidden, session.tokens[:visible] + [pending] + extra)
         timings["decode"] = (time.perf_counter() - t2) * 1000
         timings["decode_tokens"] = float(len(logprobs))
         timings.update(self.last_decode)
@@ -409,14 +411,15 @@ class CompletionEngine:
 
     def _decode(self, session: KVSession, logits: torch.Tensor, position: int,
                 hide: tuple[int, int], heal: str, max_new: int, ctx, cancelled: Cancelled,
-                names: NameConstraint | None = None, hidden: torch.Tensor | None = None
-                ) -> tuple[str, list[float], bool, bool]:
+                names: NameConstraint | None = None, hidden: torch.Tensor | None = None,
+                context: list[int] | None = None) -> tuple[str, list[float], bool, bool]:
         """Greedy decoding into the session's scratch slots; the first tokens re-spell `heal`.
         Returns (text after the cursor, log-probabilities, cancelled, finished: the model or
         the stop rule ended it, not the token limit). `names` constrains the attribute name
         after `recv.` to the receiver's members (LANCE). `hidden`: the final hidden state
-        behind `logits` (the stop controller's input; early_exit.first_step)."""
-        stepper, stop_at = self._early_exit_stepper(session, position, hide)
+        behind `logits` (the stop controller's input; early_exit.first_step). `context`: the
+        prompt's token ids (prompt-lookup drafts)."""
+        stepper, stop_at = self._early_exit_stepper(session, position, hide, context)
         self.last_decode = {}
         out_ids: list[int] = []
         spelled = ""  # generated text, token by token (what `names` checks)
@@ -472,15 +475,29 @@ class CompletionEngine:
             stepper.settle()
             st = stepper.stats
             self.last_decode.update(spec_rounds=float(st.rounds), spec_drafted=float(st.drafted),
-                                    spec_accepted=float(st.accepted), exited=float(st.exited))
+                                    spec_accepted=float(st.accepted), exited=float(st.exited),
+                                    lookup_rounds=float(st.lookup_rounds),
+                                    lookup_drafted=float(st.lookup_drafted),
+                                    lookup_accepted=float(st.lookup_accepted))
         text = self.tokenizer.decode(out_ids, skip_special_tokens=True)
         return (text[len(heal):] if text.startswith(heal) else text), logprobs, False, finished
 
     # -- early exit -------------------------------------------------------------------------
 
+    def early_exit_mode(self) -> str:
+        """The early-exit mode in effect: `auto` is `lookup` on our decoder on the CPU (bit for
+        bit greedy's output, 1.38-1.45x there) and `off` elsewhere (on CUDA the plain steps
+        replay a CUDA graph that the verification passes do not use)."""
+        mode = self.settings.early_exit
+        if mode != "auto":
+            return mode
+        cpu = isinstance(self.decoder, Decoder) and self.decoder.device.type == "cpu"
+        return "lookup" if cpu else "off"
+
     def _uses_heads(self) -> bool:
         s = self.settings
-        return (s.early_exit != "off" or s.stop_controller) and self.exit_heads() is not None
+        return ((self.early_exit_mode() not in ("off", "lookup") or s.stop_controller)
+                and self.exit_heads() is not None)
 
     def exit_heads(self) -> early_exit.BoundHeads | None:
         """The trained exit heads on this decoder, loaded on first use; None (logged once)
@@ -500,18 +517,27 @@ class CompletionEngine:
                 log.warning("early exit and stop controller off: %s", self._heads_error)
         return self._heads
 
-    def _early_exit_stepper(self, session: KVSession, position: int, hide: tuple[int, int]
+    def _early_exit_stepper(self, session: KVSession, position: int, hide: tuple[int, int],
+                            context: list[int] | None = None
                             ) -> tuple[early_exit.Stepper | None, float | None]:
         """(stepper for self-speculation or for the stop controller's hidden states, or None
         for plain steps; the STOP probability threshold, or None)."""
+        s, mode = self.settings, self.early_exit_mode()
+        # prompt lookup needs no heads, only our decoder (split forwards, cache rewinds)
+        lookup = (PromptLookup(context or []) if mode in LOOKUP_MODES
+                  and isinstance(self.decoder, Decoder) else None)
         if not self._uses_heads():
-            return None, None
-        s, heads = self.settings, self._heads
-        spec = heads if s.early_exit in ("selfspec", "lossy") else None
+            if lookup is None:
+                return None, None
+            return early_exit.Stepper(self.decoder, session.cache, position, hide,
+                                      tokens=s.speculate_tokens, lookup=lookup), None
+        heads = self._heads
+        spec = heads if mode in ("selfspec", "lossy", "selfspec+lookup") else None
         layer = s.exit_layer or heads.heads.default_layer
         stepper = early_exit.Stepper(self.decoder, session.cache, position, hide, spec, layer,
                                      s.speculate_tokens, s.speculate_confidence,
-                                     s.exit_threshold if s.early_exit == "lossy" else None)
+                                     s.exit_threshold if mode == "lossy" else None,
+                                     lookup)
         stop_at = None
         if s.stop_controller:
             stop_at = s.stop_threshold or heads.heads.stop_threshold
