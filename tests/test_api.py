@@ -5,6 +5,7 @@ block, BM25 search; the server's `holefill/searchApi`, index updates and complet
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from pathlib import Path
 
@@ -118,6 +119,115 @@ def test_ranking_usage_then_recency_then_privacy(idx):
     b = Symbol("m.g", "g", "function", "m", "g()", "", "/b.py", 1)
     fresh.edited = {"/a.py": 1.0, "/b.py": 2.0}
     assert [s.name for s in api.rank(fresh, [a, b])] == ["g", "f"]  # b.py edited last
+
+
+ENGINE_PY = """class Engine:
+    def __init__(self) -> None: ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def reset(self) -> None: ...
+    def status(self) -> str:
+        self.reset()
+        return "ok"
+"""
+
+
+def _prior_workspace(tmp_path: Path) -> ApiIndex:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "engine.py").write_text(ENGINE_PY)
+    (tmp_path / "users.py").write_text(
+        "from pkg.engine import Engine\ne = Engine()\ne.start()\ne.start()\ne.start()\ne.stop()\n")
+    return ApiIndex.build(tmp_path)
+
+
+def test_name_prior_counts_workspace_calls_buffer_calls_and_same_receiver_uses(tmp_path):
+    idx = _prior_workspace(tmp_path)
+    buffer = ("from pkg.engine import Engine\nmotor = Engine()\nmotor.reset()\nmotor.reset\n"
+              "other.stop()\nmotor.")
+    after = "\nmotor.status()\n"  # text after the cursor is evidence too
+    text = buffer + after
+    c = api.correlate(idx, text, len(buffer), str(tmp_path / "new.py"), str(tmp_path),
+                      use_jedi=False)
+    assert c.owner.qualname == "pkg.engine.Engine"
+    # reset: 1 call in the buffer, 2 uses on `motor`, 1 call on a receiver named `motor`
+    # (self.reset() in the class is not counted)
+    assert c.prior["reset"] == pytest.approx(math.log(2) + math.log(3) + math.log(2))
+    assert c.prior["start"] == pytest.approx(math.log(4))  # 3 calls in users.py
+    assert c.prior["stop"] == pytest.approx(math.log(2) + math.log(2))  # users.py + `other.`
+    # after the cursor: a call, a use of `motor`, a call on `motor`
+    assert c.prior["status"] == pytest.approx(3 * math.log(2))
+    assert c.names == ["reset", "status", "start", "stop", "__init__"]
+
+
+def test_name_prior_counts_calls_on_receivers_of_the_same_name(tmp_path):
+    idx = _prior_workspace(tmp_path)
+    (tmp_path / "garage.py").write_text("motor.stop()\nmotor.stop()\nother.reset()\n"
+                                        "super().__init__()\nother.__init__()\n")
+    idx.update_file(tmp_path / "garage.py")
+    text = "from pkg.engine import Engine\nmotor = Engine()\nmotor."
+    c = api.correlate(idx, text, len(text), None, str(tmp_path), use_jedi=False)
+    # stop: 3 calls in the workspace, 2 of them on a receiver named `motor`
+    assert c.prior["stop"] == pytest.approx(math.log(4) + math.log(3))
+    assert c.prior["start"] == pytest.approx(math.log(4))  # called on `e`, not on `motor`
+    assert c.prior["reset"] == pytest.approx(math.log(2))
+    assert c.names[:3] == ["stop", "start", "reset"]
+    assert c.prior["__init__"] == 0.0  # dunders: only evidence about this receiver counts
+
+
+def test_name_prior_favours_the_enclosing_function_and_keys_super(tmp_path):
+    idx = _prior_workspace(tmp_path)
+    (tmp_path / "sub.py").write_text("class A:\n    def stop(self):\n        super().stop()\n"
+                                     "        super().__init__()\n")
+    idx.update_file(tmp_path / "sub.py")
+    members = list(idx.members(idx.resolve("pkg.engine", "Engine")).values())
+    text = ("from pkg.engine import Engine\n\nclass Sub(Engine):\n    def reset(self):\n"
+            "        x = 1\n        super().")
+    site = api.api_site(text, len(text))
+    current = api._current_module(idx, text, None)
+    prior = api.name_prior(idx, current, site, members, text, len(text))
+    # inside `reset`, after super(): the overridden implementation
+    assert prior["reset"] == pytest.approx(math.log1p(api.BASE_CALL_COUNT))
+    # stop: 2 calls in the workspace (users.py, sub.py), one of them on `super()`
+    assert prior["stop"] == pytest.approx(math.log(3) + math.log(2))
+    assert prior["__init__"] == pytest.approx(math.log(2))  # `super().__init__(` in sub.py
+    for receiver, count in (("Engine", api.BASE_CALL_COUNT), ("motor", api.ENCLOSING_COUNT)):
+        # a class as the receiver is a base call too; an instance only shares the name
+        doc = text.replace("super().", f"motor = Engine()\n        {receiver}.")
+        got = api.name_prior(idx, api._current_module(idx, doc, None),
+                             api.api_site(doc, len(doc)), members, doc, len(doc))
+        assert got["reset"] == pytest.approx(math.log1p(count)), receiver
+    # at module level (no enclosing def) the bonus is gone
+    top = "from pkg.engine import Engine\nsuper()."
+    prior = api.name_prior(idx, api._current_module(idx, top, None), api.api_site(top, len(top)),
+                           members, top, len(top))
+    assert prior["reset"] == 0.0
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("def f():\n    if x:\n        y.", "f"),
+    ("def f():\n    def g():\n        pass\n    # note\n\n    y.", "f"),  # g has ended
+    ("class A:\n    async def m(self):\n        call(\n            1,\n        )\n        y.",
+     "m"),
+    ("def helper():\n    pass\nclass B:\n    attr = y.", None),  # a class body: no def
+    ("def f():\n    pass\ny.", None),
+])
+def test_enclosing_def_by_indentation(text, expected):
+    assert api._enclosing_def(text, len(text) - 1) == expected
+
+
+def test_name_prior_does_not_count_the_buffer_twice_and_follows_edits(tmp_path):
+    idx = _prior_workspace(tmp_path)
+    users = tmp_path / "users.py"
+    text = users.read_text() + "e."
+    c = api.correlate(idx, text, len(text), str(users), str(tmp_path), use_jedi=False)
+    # users.py is indexed (3 start calls) and is the buffer: counted as calls in the buffer,
+    # as uses of the receiver `e` and as calls on receivers named `e`, never as "elsewhere"
+    assert c.prior["start"] == pytest.approx(3 * math.log(4))
+    idx.update_file(users, "from pkg.engine import Engine\ne = Engine()\n")
+    other = "from pkg.engine import Engine\nx = Engine()\nx."
+    c = api.correlate(idx, other, len(other), None, str(tmp_path), use_jedi=False)
+    assert c.prior["start"] == 0.0 and c.prior["stop"] == 0.0  # the calls are gone
 
 
 def test_matching_filters_by_the_typed_prefix(idx):
@@ -272,6 +382,25 @@ def test_constrained_completion_only_writes_existing_names(idx):
     # a prefix no member has: no constraint, and no crash
     doc = APP[:cut] + "zz"
     engine.complete(CompletionRequest(text=doc, offset=len(doc), workspace=str(REPO)))
+
+
+@pytest.mark.slow
+def test_a_strong_name_prior_decides_the_written_name(idx):
+    from holefill.completion.engine import CompletionEngine, CompletionRequest
+    from holefill.config import Settings
+
+    engine = CompletionEngine.load(Settings(drafts=1, check_suggestions=False, max_new_tokens=8,
+                                            constrain_api_names=True, api_name_prior=50.0))
+    engine.api_index = idx
+    # before the cursor the buffer keeps removing items (what the model copies); after it, it
+    # asks for the total more often, which the prior counts: the prior's favourite wins
+    doc = ("from shop import Cart\n\n\ndef main(cart: Cart) -> None:\n"
+           + "    cart.remove_item('a')\n" * 3 + "    cart.")
+    text = doc + "\n" + "    cart.total()\n" * 5
+    c = api.correlate(idx, text, len(doc), None, str(REPO))
+    favourite = c.names[0]
+    result = engine.complete(CompletionRequest(text=text, offset=len(doc), workspace=str(REPO)))
+    assert re.match(r"\w*", result.items[0].text).group() == favourite == "total"
 
 
 # --- the command line ---------------------------------------------------------------------------

@@ -60,6 +60,15 @@ def test_unknown_configuration_is_a_clear_error():
         bench.run(args_for(configs="model,magic"))
 
 
+def test_configurations_apply_to_the_run_settings_not_to_each_other():
+    base = Settings(api_name_prior=2.5)
+    off = bench.config_settings(base, "model+block+constrain-prior")
+    assert off.api_name_prior == 0.0 and off.constrain_api_names and off.api_context
+    on = bench.config_settings(base, "model+block+constrain")
+    assert on.api_name_prior == 2.5 and on.constrain_api_names
+    assert not bench.config_settings(base, "model").constrain_api_names
+
+
 @pytest.mark.slow
 def test_small_run_with_the_model():
     report = bench.run(args_for(n=3, search_n=5, no_rerank=True, configs="model,model+block+constrain"))

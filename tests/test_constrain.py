@@ -96,3 +96,58 @@ def test_no_candidate_means_no_constraint(vocab):
     assert NameConstraint([], vocab).allowed("") is None
     assert NameConstraint(["total"], vocab, stem="x").allowed("") is None
     assert NameConstraint(["not an identifier"], vocab).allowed("") is None
+
+
+def test_bias_is_the_log_prior_mass_each_token_keeps_reachable(vocab):
+    import math
+
+    prior = {"remove_item": math.log(8.0), "add_item": math.log(2.0), "add_items": 0.0}
+    c = NameConstraint(NAMES, vocab, prior=prior, weight=0.5)
+    allowed = c.allowed("")
+    bias = dict(zip(allowed.tolist(), c.bias("", allowed).tolist(), strict=True))
+    top = 8.0  # masses are relative to the largest prior
+
+    def at(piece: str) -> float:
+        return bias[vocab.texts.index(piece)]
+
+    assert at("remove") == pytest.approx(0.5 * math.log(8.0 / top))
+    assert at("add") == pytest.approx(0.5 * math.log((2.0 + 1.0) / top))  # add_item + add_items
+    assert at("tot") == pytest.approx(0.5 * math.log(1.0 / top))  # no prior: count 0 -> 1
+    # where only one name is reachable the bias is the same for every token: it only acts
+    # where candidates part ways
+    after = c.allowed("remove_")
+    assert len(set(c.bias("remove_", after).tolist())) == 1
+    # after add_item: ending the name keeps add_item's mass, going on keeps add_items'
+    end = c.allowed("add_item")
+    endb = dict(zip(end.tolist(), c.bias("add_item", end).tolist(), strict=True))
+    assert endb[vocab.texts.index("(")] == pytest.approx(0.5 * math.log(2.0 / top))
+    assert endb[vocab.texts.index("s")] == pytest.approx(0.5 * math.log(1.0 / top))
+
+
+def test_without_model_the_biased_walk_spells_the_prior_favourite(vocab):
+    import math
+
+    for favourite in ("lines", "add_items", "_price"):
+        prior = {n: (math.log(50.0) if n == favourite else 0.0) for n in NAMES}
+        c = NameConstraint.at_cursor(NAMES, vocab, "", ".", prior=prior, weight=1.0)
+        text = ""
+        for _ in range(16):
+            allowed = c.allowed(text)
+            if allowed is None:
+                break
+            bias = c.bias(text, allowed)
+            # highest bias; among equals the longest token (a model-free tie-break)
+            best = max(zip(bias.tolist(), allowed.tolist(), strict=True),
+                       key=lambda p: (p[0], len(vocab.text(p[1]))))[1]
+            text += vocab.text(best)
+        assert name_of(text, c.lead, c.stem) == favourite
+
+
+def test_no_prior_no_bias_and_bad_weights(vocab):
+    c = NameConstraint(NAMES, vocab)
+    assert c.bias("", c.allowed("")) is None
+    assert NameConstraint(NAMES, vocab, prior={"total": 3.0}, weight=0.0).bias(
+        "", c.allowed("")) is None
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="prior weight"):
+            NameConstraint(NAMES, vocab, prior={}, weight=bad)

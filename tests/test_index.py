@@ -151,3 +151,57 @@ def test_broken_code_still_indexes_what_parses():
     info = parse_module("def good(a: int) -> str:\n    ...\ndef bad(:\n    pass\n", "x.py", "x",
                         False)
     assert "good" in info.defs
+
+
+def test_called_names_count_calls_on_receivers_other_than_self(tmp_path):
+    info = parse_module(
+        "class A:\n"
+        "    def f(self):\n"
+        "        self.g()\n"          # the class's own call: not counted
+        "        cls.g()\n"
+        "        self.db.query(1)\n"  # a call on an attribute of self is a user's call
+        "a.g()\na.g(2)\nb.c.g()\nf().h()\nx = a.g\n"  # `a.g` without a call: not counted
+        "super(A, self).g()\n"
+        "', '.join(x)\n'{}'.format(1)\n[1].g()\n",  # literals are builtin types: not counted
+        "m.py", "m", False)
+    assert info.calls == {"g": 4, "query": 1, "h": 1}
+    # per receiver name (the last part of a dotted receiver; any super(...) is one key)
+    assert info.receiver_calls == {("a", "g"): 2, ("c", "g"): 1, ("db", "query"): 1,
+                                   ("super()", "g"): 1}
+    (tmp_path / "one.py").write_text("a.g()\n")
+    (tmp_path / "two.py").write_text("b.g()\nb.h()\n")
+    idx = ApiIndex.build(tmp_path)
+    assert idx.call_usage() == {"g": 2, "h": 1}
+    assert idx.receiver_call_usage() == {("a", "g"): 1, ("b", "g"): 1, ("b", "h"): 1}
+    idx.update_file(tmp_path / "two.py", "b.h()\n")  # an edit is seen at once
+    assert idx.call_usage() == {"g": 1, "h": 1}
+    assert idx.receiver_call_usage() == {("a", "g"): 1, ("b", "h"): 1}
+
+
+def test_workspace_totals_follow_updates_and_removals(tmp_path):
+    import random
+
+    rng = random.Random(0)
+    names = ["f", "g", "h"]
+    files = [tmp_path / f"m{i}.py" for i in range(4)]
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    files.append(tmp_path / "pkg" / "m0.py")  # another module named like a top-level one
+    (tmp_path / "other").mkdir()
+    files.append(tmp_path / "other" / "m1.py")  # no package: module `m1` twice, one wins
+    for path in files:
+        path.write_text("a.f()\n")
+    idx = ApiIndex.build(tmp_path)
+    for _ in range(40):
+        path = rng.choice(files)
+        if rng.random() < 0.25:
+            idx.remove_file(path)
+        else:
+            calls = "".join(f"{rng.choice('ab')}.{rng.choice(names)}()\nx.{n}\n"
+                            for n in rng.sample(names, rng.randint(0, 3)))
+            idx.update_file(path, calls)
+        idx.usage(), idx.call_usage(), idx.receiver_call_usage()  # cached, then updated
+        fresh = ApiIndex(tmp_path)
+        fresh.modules = dict(idx.modules)
+        for attr in ("usage", "call_usage", "receiver_call_usage"):
+            assert getattr(idx, attr)() == getattr(fresh, attr)(), attr

@@ -5,7 +5,8 @@ independent of our ranking) is a function or method in *another* file of the rep
 file is cut just after `recv.` and the engine completes it. The index sees the cut file too (as
 an editor would), so the truth's own use is not counted in the usage ranking.
 
-Per configuration (model alone / + signature block / + constrained names), on the first draft:
+Per configuration (model alone / + signature block / + constrained names, with or without the
+workspace's name prior), on the first draft:
 `api_name_top1` (the name written first is the truth), `full_call_exact` (the rest of the line
 matches), `nonexistent_name_rate` (the name is not an attribute of the receiver: the truth
 owner's members in the index plus jedi's completions there). Ranking: is the truth first in
@@ -29,14 +30,24 @@ from holefill.benchmarks.common import exact_match, package_dir
 from holefill.context import api
 from holefill.context.index import _LANG, ApiIndex, Symbol
 
+# Each configuration is applied on top of the run's settings (the name prior's weight is the
+# settings' api_name_prior unless a configuration sets it).
 CONFIGS = {
     "model": {"api_context": False, "constrain_api_names": False},
     "model+block": {"api_context": True, "constrain_api_names": False},
     "model+block+constrain": {"api_context": True, "constrain_api_names": True},
     "model+constrain": {"api_context": False, "constrain_api_names": True},  # ablation
+    # ablation: the constraint without the workspace's name prior (the model alone chooses)
+    "model+block+constrain-prior": {"api_context": True, "constrain_api_names": True,
+                                    "api_name_prior": 0.0},
 }
 _CALLS = ts.Query(_LANG, "(call function: (attribute object: (_) @recv attribute: (identifier) @name))")
 _NAME = re.compile(r"[A-Za-z_]\w*")
+
+
+def config_settings(base, config: str):
+    """The run's settings with one configuration applied (never another configuration's)."""
+    return base.updated(CONFIGS[config])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -242,10 +253,14 @@ def _score_task(task: dict, repo: str, index: ApiIndex, engine, configs: list[st
     ranking["ours_top1"].append(float(bool(ours) and ours[0] == task["truth"]))
     if engine is None:
         return
+    base = engine.settings
     for config in configs:
-        engine.settings = engine.settings.updated(CONFIGS[config])
-        result = engine.complete(CompletionRequest(text=doc, offset=len(doc), path=task["path"],
-                                                   workspace=repo))
+        engine.settings = config_settings(base, config)
+        try:
+            result = engine.complete(CompletionRequest(text=doc, offset=len(doc),
+                                                       path=task["path"], workspace=repo))
+        finally:
+            engine.settings = base  # the next configuration starts from the run's settings
         pred = result.items[0].text.split("\n")[0] if result.items else ""
         m = _NAME.match(pred)
         name = m.group() if m else ""

@@ -10,9 +10,18 @@ canonical one: after token healing the first generated token often starts with t
 "." or with letters already typed (".append", "end("), and a greedy model may pick a
 non-canonical split. The characters before the name that healing backed off (`lead`) must be
 re-spelled first, exactly as the healing constraint demands.
+
+A prior over the names (api.name_prior: what the workspace and the buffer call) can bias the
+choice: each allowed token gets `weight * log(prior mass of the names still reachable after
+it)` added to its logit, a product of the model and the prior over the names (the same mass at
+every token of one name's path, so the bias only acts where candidates part ways). The
+1-thread `holefill bench api` on a tuning repository (rich, pip) picked the weight
+(BENCHMARKS.md).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -24,11 +33,13 @@ def _ident(ch: str) -> bool:
 
 
 class _Node:
-    __slots__ = ("children", "end")
+    __slots__ = ("children", "end", "mass", "end_mass")
 
     def __init__(self) -> None:
         self.children: dict[str, _Node] = {}
         self.end = False
+        self.mass = 0.0  # prior mass of the names in this subtree (this node's name included)
+        self.end_mass = 0.0  # prior mass of the name that ends here
 
 
 class NameConstraint:
@@ -36,31 +47,45 @@ class NameConstraint:
 
     `lead`: characters the generated text must start with before the name (backed off by
     token healing, e.g. "."); `stem`: name characters already in the prompt (typed before the
-    cursor and not backed off). `allowed(generated)` takes the text generated so far."""
+    cursor and not backed off). `allowed(generated)` takes the text generated so far.
+    `prior`: unnormalised log prior per name (missing names: 0), used with `weight` > 0 by
+    `bias`."""
 
-    def __init__(self, names: list[str], vocab: TokenTexts, lead: str = "", stem: str = ""
-                 ) -> None:
+    def __init__(self, names: list[str], vocab: TokenTexts, lead: str = "", stem: str = "",
+                 prior: dict[str, float] | None = None, weight: float = 0.0) -> None:
+        if weight < 0 or not math.isfinite(weight):
+            raise ValueError(f"the prior weight must be a finite number >= 0, not {weight}")
         self.vocab = vocab
         self.lead = lead
         self.stem = stem
+        self.weight = weight if prior is not None else 0.0
         self.root = _Node()
+        prior = prior or {}
+        top = max(prior.values(), default=0.0)
         for name in dict.fromkeys(names):
             if name and all(_ident(c) for c in name) and name.startswith(stem):
+                mass = math.exp(prior.get(name, 0.0) - top)  # shifted: no overflow
                 node = self.root
+                node.mass += mass
                 for ch in name:
                     node = node.children.setdefault(ch, _Node())
+                    node.mass += mass
                 node.end = True
+                node.end_mass = mass
         self.empty = not self.root.children
         self._terminators: torch.Tensor | None = None
 
     @classmethod
-    def at_cursor(cls, names: list[str], vocab: TokenTexts, typed: str, heal: str
+    def at_cursor(cls, names: list[str], vocab: TokenTexts, typed: str, heal: str,
+                  prior: dict[str, float] | None = None, weight: float = 0.0
                   ) -> NameConstraint:
         """For a cursor after `recv.` + `typed`, where healing backed off `heal` (a suffix of
         the text before the cursor, "" when healing is off)."""
         if len(heal) >= len(typed):
-            return cls(names, vocab, lead=heal[: len(heal) - len(typed)], stem="")
-        return cls(names, vocab, lead="", stem=typed[: len(typed) - len(heal)])
+            return cls(names, vocab, lead=heal[: len(heal) - len(typed)], stem="",
+                       prior=prior, weight=weight)
+        return cls(names, vocab, lead="", stem=typed[: len(typed) - len(heal)], prior=prior,
+                   weight=weight)
 
     def _walk(self, text: str) -> _Node | None:
         node = self.root
@@ -116,6 +141,28 @@ class NameConstraint:
         if not ids:
             return None
         return torch.tensor(sorted(set(ids)), dtype=torch.long)
+
+    def _mass_after(self, text: str) -> float:
+        """Prior mass of the candidates `text` (generated, valid) can still become."""
+        if len(text) <= len(self.lead):
+            return self.root.mass
+        name = self.stem + text[len(self.lead):]
+        i = 0
+        while i < len(name) and _ident(name[i]):
+            i += 1
+        node = self._walk(name[:i])
+        if node is None:
+            return 0.0
+        return node.end_mass if i < len(name) else node.mass
+
+    def bias(self, generated: str, ids: torch.Tensor) -> torch.Tensor | None:
+        """What to add to the logits of the allowed `ids` after `generated`: weight * log of
+        the prior mass each token keeps reachable; None without a prior (weight 0)."""
+        if self.weight == 0.0 or self.empty:
+            return None
+        texts = self.vocab.texts
+        masses = [self._mass_after(generated + texts[i]) for i in ids.tolist()]
+        return torch.tensor([self.weight * math.log(m) if m > 0 else -math.inf for m in masses])
 
     def terminators(self) -> torch.Tensor:
         """Tokens that start with a non-identifier character (they end the name)."""

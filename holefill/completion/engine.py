@@ -390,7 +390,8 @@ class CompletionEngine:
         names = None
         if correlation is not None and self.settings.constrain_api_names:
             names = NameConstraint.at_cursor([s.name for s in correlation.matching()],
-                                             self.vocab, correlation.site.typed, heal)
+                                             self.vocab, correlation.site.typed, heal,
+                                             correlation.prior, self.settings.api_name_prior)
         generated, logprobs, was_cancelled, finished = self._decode(
             session, logits, position + 1 + len(extra), hide, heal, max_new, ctx, cancelled,
             names, hidden, session.tokens[:visible] + [pending] + extra)
@@ -430,11 +431,14 @@ class CompletionEngine:
             if cancelled():
                 return "", logprobs, True, False
             allowed = names.allowed(spelled) if names is not None else None
+            # the workspace's name prior, mixed in where the candidate names part ways
+            bias = names.bias(spelled, allowed) if allowed is not None else None
             if allowed is None and remaining:
                 allowed = self.vocab.allowed(remaining)
             if allowed is not None:
                 scores = torch.full_like(logits, -math.inf)
-                scores[allowed] = logits[allowed]
+                scores[allowed] = (logits[allowed] if bias is None
+                                   else logits[allowed] + bias.to(logits))  # device, dtype
             else:
                 scores = logits
             token = self.pick_token(scores)

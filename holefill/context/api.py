@@ -9,27 +9,41 @@ class; (4) the name heuristic: the imported workspace class whose name shares th
 snake/camel-case parts with the receiver. jedi only parses: user code is never imported.
 
 Ranking inside the receiver's members: the typed prefix (only names that start with it), then
-usage frequency of the name in the workspace, then the recency of edits to the defining file;
-private and dunder names last. The signature block uses the prefix-independent order so that
-typing more letters does not change the prompt header (a KV cache keeps it).
+the name prior, then the recency of edits to the defining file; private and dunder names last.
+The name prior is the evidence an IDE has without the model: how often the name is called as
+`x.name(` elsewhere in the workspace (receivers other than self/cls), how often in this buffer,
+and how often on this same receiver expression in this buffer (`name_prior`). It also biases the
+model's choice among the candidates while the constrained name is spelled (constrain.py). The
+signature block uses the prefix-independent order so that typing more letters does not change
+the prompt header (a KV cache keeps it).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from holefill.context.index import ApiIndex, ModuleInfo, Symbol, parse_module
+from holefill.context.index import ApiIndex, ModuleInfo, Symbol, parse_module, receiver_key
 
 log = logging.getLogger(__name__)
 
 BLOCK_OPEN = "# Local APIs of {owner} (from the workspace):"
 MAX_BLOCK_ITEMS = 20
 LOCAL_WEIGHT = 4
+# name_prior: weight of the calls on receivers of the same name elsewhere, and the bonus (as a
+# count) of the enclosing function's own name (`def reset(self): super().reset()`)
+RECEIVER_WEIGHT = 1.0
+ENCLOSING_COUNT = 3
+# ... and when the receiver is `super()` or a class itself (`Base.reset(self)` inside
+# `def reset`): calling the implementation being overridden
+BASE_CALL_COUNT = 1000
+_DEF = re.compile(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+([A-Za-z_]\w*)", re.M)
+_SUPER = re.compile(r"(?<![\w.])super\([^()]*\)\Z")
 _SITE = re.compile(r"(?P<recv>[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*)?(?P<close>[)\]]?)\."
                    r"(?P<typed>[A-Za-z_]\w*|)$")
 _PARTS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
@@ -50,6 +64,7 @@ class Correlation:
     owner: Symbol  # the workspace class or module the receiver is
     source: str  # jedi | alias | annotation | assignment | self | name
     ranked: list[Symbol] = field(default_factory=list)  # members, prefix-independent order
+    prior: dict[str, float] = field(default_factory=dict)  # member name -> log prior (name_prior)
 
     def matching(self, typed: str | None = None) -> list[Symbol]:
         """Members that start with the typed prefix, in rank order."""
@@ -111,8 +126,9 @@ def correlate(index: ApiIndex, text: str, offset: int, path: str | None = None,
                 break
     if owner is None:
         return None
-    members = index.members(owner)
-    return Correlation(site, owner, source, rank(index, list(members.values()), current.usage))
+    members = list(index.members(owner).values())
+    prior = name_prior(index, current, site, members, text, offset)
+    return Correlation(site, owner, source, rank(index, members, prior=prior), prior)
 
 
 def _current_module(index: ApiIndex, text: str, path: str | None) -> ModuleInfo:
@@ -258,18 +274,96 @@ def _by_name(index: ApiIndex, current: ModuleInfo, text: str, offset: int,
 # --------------------------------------------------------------------------- ranking
 
 
-def rank(index: ApiIndex, members: list[Symbol], local: Counter | None = None) -> list[Symbol]:
-    """Prefix-independent order: public before private before dunder, then usage frequency
-    in the workspace (uses in the current buffer count LOCAL_WEIGHT times: code near the cursor
-    predicts it best), then the recency of edits to the defining file, then the name."""
-    usage = index.usage()
+def name_prior(index: ApiIndex, current: ModuleInfo, site: ApiSite, members: list[Symbol],
+               text: str, offset: int) -> dict[str, float]:
+    """Unnormalised log prior of each member name at this site: log(1 + calls `x.name(` in the
+    other workspace files) + log(1 + such calls in this buffer) + log(1 + uses `recv.name` of
+    this receiver expression in this buffer), i.e. the product of the three smoothed counts.
+    Also: calls on receivers with the same last name in the workspace and the buffer
+    (`self.console.print(` counts for `console.`), weighted RECEIVER_WEIGHT, and the name of
+    the enclosing function (ENCLOSING_COUNT uses; BASE_CALL_COUNT after `super().` or a class
+    receiver: the overridden implementation). Dunder names count only the evidence about
+    this receiver. Names that nobody calls get 0; the counts only separate the members of one
+    receiver, so a name used on other types too (`update` of dicts) is counted all the same."""
+    calls, by_receiver = index.call_usage(), index.receiver_call_usage()
+    indexed = index.module_at(current.path) if current.path != "<buffer>.py" else None
+    own = indexed.calls if indexed is not None else Counter()  # the buffer's old indexed copy
+    own_by_receiver = indexed.receiver_calls if indexed is not None else Counter()
+    at = offset - len(site.typed) - 1  # the dot
+    recv_uses: Counter = Counter()
+    key = receiver_key(site.receiver) if site.receiver else None
+    if site.receiver:
+        # this very site (`recv.` + typed at the cursor) is not evidence for any name
+        rest = text[:at - len(site.receiver)] + " " + text[offset:]
+        recv_uses.update(re.findall(rf"(?<![\w.]){re.escape(site.receiver)}\s*\.\s*"
+                                    rf"([A-Za-z_]\w*)", rest))
+    elif _SUPER.search(text, max(0, at - 200), at):
+        key = "super()"
+    enclosing = _enclosing_def(text, at)
+    base_call = key == "super()" or (
+        site.receiver is not None and enclosing is not None
+        and getattr(index.resolve_dotted(current, site.receiver), "kind", None) == "class")
+    out: dict[str, float] = {}
+    for sym in members:
+        name = sym.name
+        elsewhere = max(calls.get(name, 0) - own.get(name, 0), 0)
+        score = math.log1p(recv_uses.get(name, 0))
+        if not (name.startswith("__") and name.endswith("__")):
+            # every class has dunders (`super().__init__(` everywhere): only the evidence
+            # about this receiver counts for them
+            score += math.log1p(elsewhere) + math.log1p(current.calls.get(name, 0))
+        if key is not None:
+            same = by_receiver.get((key, name), 0) - own_by_receiver.get((key, name), 0)
+            same += current.receiver_calls.get((key, name), 0)
+            score += RECEIVER_WEIGHT * math.log1p(max(same, 0))
+        if name == enclosing:
+            score += math.log1p(BASE_CALL_COUNT if base_call else ENCLOSING_COUNT)
+        out[name] = score
+    return out
+
+
+def _enclosing_def(text: str, at: int, max_lines: int = 2000) -> str | None:
+    """The name of the innermost `def` whose body holds position `at`, by indentation: the
+    lines above that are less indented open the enclosing blocks (an `if`, a `def`, a
+    `class`: a class or module level before any def means there is none)."""
+    indent = _indent_of_line(text, at)
+    end = text.rfind("\n", 0, at)
+    for _ in range(max_lines):
+        if end < 0 or indent == 0:
+            return None
+        start = text.rfind("\n", 0, end) + 1
+        line = text[start:end]
+        end = start - 1
+        body = line.lstrip()
+        if (not body or body.startswith(("#", ")", "]", "}"))  # continuation lines don't nest
+                or len(line) - len(body) >= indent):
+            continue
+        indent = len(line) - len(body)
+        m = _DEF.match(line)
+        if m is not None:
+            return m.group(2)
+        if body.startswith("class "):
+            return None
+    return None
+
+
+def rank(index: ApiIndex, members: list[Symbol], local: Counter | None = None,
+         prior: dict[str, float] | None = None) -> list[Symbol]:
+    """Prefix-independent order: public before private before dunder, then the name prior
+    (`name_prior`; without one: usage frequency in the workspace, uses in the current buffer
+    counting LOCAL_WEIGHT times), then the recency of edits to the defining file, then the
+    name."""
+    usage = index.usage() if prior is None else Counter()
     edited = index.edited
     local = local or Counter()
 
     def key(s: Symbol):
         privacy = 2 if s.name.startswith("__") else 1 if s.name.startswith("_") else 0
-        uses = usage.get(s.name, 0) + LOCAL_WEIGHT * local.get(s.name, 0)
-        return (privacy, -uses, -edited.get(s.path, 0.0), s.name)
+        if prior is not None:
+            score = prior.get(s.name, 0.0)
+        else:
+            score = usage.get(s.name, 0) + LOCAL_WEIGHT * local.get(s.name, 0)
+        return (privacy, -score, -edited.get(s.path, 0.0), s.name)
 
     return sorted(members, key=key)
 

@@ -37,6 +37,9 @@ MAX_SIGNATURE_CHARS = 160
 
 _LANG = ts.Language(tsp.language())
 _USAGE = ts.Query(_LANG, "(attribute attribute: (identifier) @a)")
+# `recv.name(...)` with a receiver other than self/cls: what callers outside a class call on it
+_CALLED = ts.Query(_LANG, "(call function: (attribute object: (_) @o attribute: (identifier) @a))")
+_NAMED_RECEIVERS = {"identifier", "attribute", "call", "subscript", "parenthesized_expression"}
 _SELF_ATTR = ts.Query(
     _LANG, "(assignment left: (attribute object: (identifier) @o attribute: (identifier) @a))")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z_0-9]*\Z")
@@ -75,6 +78,9 @@ class ModuleInfo:
     imports: list[Import] = field(default_factory=list)
     all_names: list[str] | None = None
     usage: Counter = field(default_factory=Counter)  # attribute name -> uses in this file
+    calls: Counter = field(default_factory=Counter)  # name -> `x.name(` calls, x not self/cls
+    # (receiver's last name, name) -> calls: `a.console.print(` counts ("console", "print")
+    receiver_calls: Counter = field(default_factory=Counter)
 
 
 @dataclass
@@ -361,8 +367,35 @@ def parse_module(text: str, path: str, name: str | None = None,
     _Extractor(info, is_package).block(root, None)
     usage = ts.QueryCursor(_USAGE).captures(root).get("a", [])
     info.usage = Counter(_text(n) for n in usage)
+    info.calls, info.receiver_calls = called_names(root)
     _self_attributes(info, root)
     return info
+
+
+def receiver_key(receiver: str) -> str:
+    """The part of a receiver expression that names it: `self.console` -> "console",
+    `super()` -> "super()"."""
+    return "".join(receiver.split()).rsplit(".", 1)[-1]
+
+
+def called_names(root) -> tuple[Counter, Counter]:
+    """How often each attribute name is called as `recv.name(...)` with a receiver other than
+    `self`/`cls` (the calls a class's users make: its own internal calls say less about what
+    code outside it, where completion after `recv.` happens, calls); and the same per
+    (receiver_key, name)."""
+    out: Counter = Counter()
+    by_receiver: Counter = Counter()
+    for attr in ts.QueryCursor(_CALLED).captures(root).get("a", []):
+        obj = attr.parent.child_by_field_name("object") if attr.parent is not None else None
+        if obj is None or _text(obj) in ("self", "cls") or obj.type not in _NAMED_RECEIVERS:
+            continue  # literals (`", ".join(`, `"{}".format(`) are builtin types, not ours
+        name = _text(attr)
+        out[name] += 1
+        if obj.type in ("identifier", "attribute"):
+            by_receiver[(receiver_key(_text(obj)), name)] += 1
+        elif obj.type == "call" and _text(obj.child_by_field_name("function")) == "super":
+            by_receiver[("super()", name)] += 1  # `super(Cls, self).name(`: one key
+    return out, by_receiver
 
 
 def _self_attributes(info: ModuleInfo, root) -> None:
@@ -404,6 +437,8 @@ class ApiIndex:
         self.stats = IndexStats()
         self._lock = threading.RLock()
         self._usage: Counter | None = None
+        self._calls: Counter | None = None
+        self._receiver_calls: Counter | None = None
         self.version = 0  # bumped on every change (search caches key on it)
 
     # -- building ----------------------------------------------------------------------------
@@ -458,27 +493,44 @@ class ApiIndex:
         info = parse_module(text, path)
         with self._lock:
             old = self.by_path.get(path)
+            removed = []
             if old is not None and old != info.name and self.modules.get(old, None) is not None \
                     and self.modules[old].path == path:
-                del self.modules[old]
+                removed.append(self.modules.pop(old))
+            if info.name in self.modules:
+                removed.append(self.modules[info.name])
             self.modules[info.name] = info
             self.by_path[path] = info.name
             if edited:
                 self.edited[path] = time.time()
-            self._changed()
+            self._changed(removed, info)
         return True
 
     def remove_file(self, path: str | Path) -> None:
         path = str(Path(path).resolve())
         with self._lock:
             name = self.by_path.pop(path, None)
+            removed = []
             if name is not None and name in self.modules and self.modules[name].path == path:
-                del self.modules[name]
+                removed.append(self.modules.pop(name))
             self.edited.pop(path, None)
-            self._changed()
+            self._changed(removed, None)
 
-    def _changed(self) -> None:
-        self._usage = None
+    def _changed(self, removed: list[ModuleInfo], added: ModuleInfo | None) -> None:
+        # the workspace totals follow the edit (one file's counts, not a sum over all files:
+        # a completion after each edit reads them)
+        for attr, total in (("usage", self._usage), ("calls", self._calls),
+                            ("receiver_calls", self._receiver_calls)):
+            if total is None:
+                continue
+            for info in removed:
+                counts = getattr(info, attr)
+                total.subtract(counts)
+                for key in counts:
+                    if total[key] <= 0:
+                        del total[key]
+            if added is not None:
+                total.update(getattr(added, attr))
         self.version += 1
         self.stats.files = len(self.modules)
 
@@ -503,6 +555,27 @@ class ApiIndex:
                     total.update(info.usage)
                 self._usage = total
             return self._usage
+
+    def call_usage(self) -> Counter:
+        """`recv.name(` calls of each name across the workspace, receivers other than
+        self/cls (ModuleInfo.calls summed; the name prior of api.correlate)."""
+        with self._lock:
+            if self._calls is None:
+                total: Counter = Counter()
+                for info in self.modules.values():
+                    total.update(info.calls)
+                self._calls = total
+            return self._calls
+
+    def receiver_call_usage(self) -> Counter:
+        """Calls per (receiver_key, name) across the workspace (ModuleInfo.receiver_calls)."""
+        with self._lock:
+            if self._receiver_calls is None:
+                total: Counter = Counter()
+                for info in self.modules.values():
+                    total.update(info.receiver_calls)
+                self._receiver_calls = total
+            return self._receiver_calls
 
     def symbols(self) -> list[Symbol]:
         """Every class, function and method (the search corpus)."""
