@@ -169,7 +169,7 @@ class Decoder:
                 embeds: torch.Tensor | None = None, positions: torch.Tensor | None = None,
                 all_logits: bool = False, n_layers: int | None = None,
                 hide: tuple[int, int] | None = None, first_layer: int = 0,
-                return_hidden: bool = False) -> torch.Tensor:
+                return_hidden: bool = False, per_row_attention: bool = False) -> torch.Tensor:
         """Append T tokens to `cache` and return logits [T, vocab] (or [1, vocab] for the last
         token unless `all_logits`). `ids` [T] or `embeds` [T, hidden]; positions default to the
         cache slots they are written to. `hide` = (a, b): slots [a, b) are invisible to the new
@@ -179,7 +179,12 @@ class Decoder:
         Split forwards (early exit, self-speculation): only layers [first_layer, n_layers) run
         and write the cache; with first_layer > 0, `embeds` is the residual stream entering that
         layer. `return_hidden` returns the residual stream after the last layer run [T, hidden]
-        (no final norm) instead of logits; `logits()` turns it into logits."""
+        (no final norm) instead of logits; `logits()` turns it into logits.
+
+        `per_row_attention` (speculative verify passes, early_exit.verify_forward): attention
+        runs once per row over exactly that row's keys, so each row is bit for bit what a
+        one-token step gives. One attention call over a masked key block rounds differently
+        (~1e-6), which int8 linears' bf16 inputs grow into flipped near-ties."""
         if (self.use_graphs and ids is not None and ids.numel() == 1 and not all_logits
                 and n_layers is None and first_layer == 0 and not return_hidden):
             return self._graph_step(cache, ids, positions, hide)
@@ -199,6 +204,14 @@ class Decoder:
             if hide is not None:
                 mask[:, hide[0]:hide[1]] = False
         causal = T > 1 and mask is None
+        row_masks: list[torch.Tensor | None] = []
+        if per_row_attention:
+            for r in range(T):  # the mask a one-token step at slot start + r builds
+                m = None
+                if hide is not None and hide[0] < hide[1]:
+                    m = torch.ones(1, start + r + 1, dtype=torch.bool, device=x.device)
+                    m[:, hide[0]:hide[1]] = False
+                row_masks.append(m)
         nq, nkv, hd = self.n_heads, self.n_kv, self.head_dim
         layers = self.layers[first_layer:n_layers]
         for i, layer in enumerate(layers, start=first_layer):
@@ -211,12 +224,18 @@ class Decoder:
             k = k * cos + _rotate_half(k) * sin
             cache.k[i, :, start:end] = k
             cache.v[i, :, start:end] = v
-            keys = cache.k[i, :, :end]
-            values = cache.v[i, :, :end]
-            attn = F.scaled_dot_product_attention(
-                q.unsqueeze(0), keys.unsqueeze(0), values.unsqueeze(0),
-                attn_mask=mask, is_causal=causal, enable_gqa=nq != nkv,
-            )[0]
+            if per_row_attention:
+                attn = torch.cat([F.scaled_dot_product_attention(
+                    q[:, r:r + 1].unsqueeze(0), cache.k[i, :, :start + r + 1].unsqueeze(0),
+                    cache.v[i, :, :start + r + 1].unsqueeze(0), attn_mask=row_masks[r],
+                    enable_gqa=nq != nkv)[0] for r in range(T)], dim=1)
+            else:
+                keys = cache.k[i, :, :end]
+                values = cache.v[i, :, :end]
+                attn = F.scaled_dot_product_attention(
+                    q.unsqueeze(0), keys.unsqueeze(0), values.unsqueeze(0),
+                    attn_mask=mask, is_causal=causal, enable_gqa=nq != nkv,
+                )[0]
             x = x + layer.o(attn.transpose(0, 1).reshape(T, nq * hd))
             h = _rms_norm(x, layer.ln2, self.eps)
             gu = layer.gate_up(h)

@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from holefill.completion.decoder import Decoder, Linear, _rms_norm, _rotate_half
+from holefill.completion.decoder import Decoder, Linear
 from holefill.completion.lookup import PromptLookup
 
 FORMAT = "holefill-exit-heads/1"
@@ -383,53 +383,15 @@ def verify_forward(dec: Decoder, cache, x: torch.Tensor, position: int,
     the embeddings) appended to `cache` at `position`..: the residual stream [T, hidden] after
     the last layer, bit for bit what T one-token `dec.forward` calls give.
 
-    Why not one `dec.forward` over the T rows: its one attention call over a causal mask sums
-    each row over a longer, masked key block than a one-token step does, which rounds
-    differently (~1e-6); int8 linears round their bf16 inputs, so that grows to logit
-    differences of ~0.4 and flips near-ties. Here the linears and norms run on all T rows
-    (int8 weight-only GEMV rows, the CPU default, do not depend on the row count; float32
-    GEMM rows differ from GEMV by ~1e-7, which only an exact tie would notice)
-    and attention runs once per row over exactly that row's keys, as a one-token step does.
-    The extra attention calls cost ~0.1-0.15 of a one-token step per row on the 2-core CPU
-    (1-1.5k tokens of context), which is why verified rows are not free there.
-    Mirrors Decoder.forward's layer loop; tests/test_early_exit.py checks it against one-token
-    steps, so a change there that breaks the mirror fails a test."""
-    T = x.shape[0]
-    start = cache.length
-    end = start + T
-    if end > cache.capacity:
-        raise ValueError(f"cache full: {start} + {T} > {cache.capacity}")
-    x = x.to(dec.act_dtype)
-    cos, sin = dec.rope(torch.arange(position, position + T, device=x.device))
-    masks: list[torch.Tensor | None] = []
-    for r in range(T):  # the mask a one-token step at slot start + r builds
-        if hide is not None and hide[0] < hide[1]:
-            m = torch.ones(1, start + r + 1, dtype=torch.bool, device=x.device)
-            m[:, hide[0]:hide[1]] = False
-            masks.append(m)
-        else:
-            masks.append(None)
-    nq, nkv, hd = dec.n_heads, dec.n_kv, dec.head_dim
-    for i in range(first_layer, dec.n_layers):
-        layer = dec.layers[i]
-        qkv = layer.qkv(_rms_norm(x, layer.ln1, dec.eps))
-        q = qkv[:, : nq * hd].view(T, nq, hd).transpose(0, 1)
-        k = qkv[:, nq * hd : (nq + nkv) * hd].view(T, nkv, hd).transpose(0, 1)
-        v = qkv[:, (nq + nkv) * hd :].view(T, nkv, hd).transpose(0, 1)
-        q = q * cos + _rotate_half(q) * sin
-        k = k * cos + _rotate_half(k) * sin
-        cache.k[i, :, start:end] = k
-        cache.v[i, :, start:end] = v
-        rows = [F.scaled_dot_product_attention(
-            q[:, r:r + 1].unsqueeze(0), cache.k[i, :, :start + r + 1].unsqueeze(0),
-            cache.v[i, :, :start + r + 1].unsqueeze(0), attn_mask=masks[r],
-            enable_gqa=nq != nkv)[0] for r in range(T)]
-        attn = torch.cat(rows, dim=1)
-        x = x + layer.o(attn.transpose(0, 1).reshape(T, nq * hd))
-        g, u = layer.gate_up(_rms_norm(x, layer.ln2, dec.eps)).split(dec.intermediate, dim=-1)
-        x = x + layer.down(F.silu(g) * u)
-    cache.length = end
-    return x
+    Why not a plain `dec.forward` over the T rows: its one attention call over a causal mask
+    rounds differently (see `per_row_attention`). The linears and norms still run on all T rows
+    (int8 weight-only GEMV rows, the CPU default, do not depend on the row count; float32 GEMM
+    rows differ from GEMV by ~1e-7, which only an exact tie would notice). The extra attention
+    calls cost ~0.1-0.15 of a one-token step per row on the 2-core CPU (1-1.5k tokens of
+    context), which is why verified rows are not free there."""
+    positions = torch.arange(position, position + x.shape[0], device=x.device)
+    return dec.forward(cache, embeds=x, positions=positions, hide=hide, first_layer=first_layer,
+                       return_hidden=True, per_row_attention=True)
 
 
 @torch.inference_mode()
