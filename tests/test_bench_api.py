@@ -77,3 +77,30 @@ def test_small_run_with_the_model():
         for key in ("api_name_top1", "full_call_exact", "nonexistent_name_rate"):
             assert 0.0 <= values[key] <= 1.0 and not math.isnan(values[key])
     assert report["configs"]["model+block+constrain"]["nonexistent_name_rate"] == 0.0
+
+
+def test_saved_tasks_load_back_identical_and_are_checked(tmp_path):
+    index = ApiIndex.build(REPO)
+    tasks = bench.make_tasks(index, str(REPO), n=20, seed=0, per_file=20)
+    path = tmp_path / "tasks.json"
+    bench.save_tasks(tasks, str(REPO), path)
+    assert "def " not in path.read_text()  # locations only, no source text
+    assert bench.load_tasks(path, str(REPO)) == tasks
+    # a run reads them instead of generating its own
+    report = bench.run(args_for(no_model=True, no_rerank=True, search_n=5, tasks=str(path)))
+    assert report["n"] == len(tasks) and report["tasks_file"] == str(path)
+    # a file that does not fit the repository is a clear error, not a silent other task set
+    import json
+
+    data = json.loads(path.read_text())
+    data["tasks"][0]["offset"] += 1
+    path.write_text(json.dumps(data))
+    with pytest.raises(SystemExit, match="does not fit"):
+        bench.load_tasks(path, str(REPO))
+    data["tasks"][0]["path"] = "missing.py"
+    path.write_text(json.dumps(data))
+    with pytest.raises(SystemExit, match="does not fit"):
+        bench.load_tasks(path, str(REPO))
+    path.write_text("{")
+    with pytest.raises(SystemExit, match="cannot read task file"):
+        bench.load_tasks(path, str(REPO))

@@ -61,6 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip the embedding re-ranker even when it is installed")
     parser.add_argument("--no-model", action="store_true",
                         help="index, ranking and search only (no completions)")
+    parser.add_argument("--tasks", metavar="FILE",
+                        help="read the completion tasks from FILE (written by --save-tasks) "
+                             "instead of generating them: runs compare on the same tasks")
+    parser.add_argument("--save-tasks", metavar="FILE",
+                        help="write the generated completion tasks to FILE (locations only)")
 
 
 def build_index(repo: str) -> tuple[ApiIndex, dict]:
@@ -124,6 +129,60 @@ def make_tasks(index: ApiIndex, repo: str, n: int, seed: int, per_file: int = 2)
                           "doc": text[:offset]})
             found += 1
     return tasks
+
+
+TASKS_DIR = Path(__file__).parent / "api_tasks"  # frozen task sets (--tasks)
+
+
+def save_tasks(tasks: list[dict], repo: str, path: str | Path) -> None:
+    """Write the tasks' locations (no source text) relative to `repo`. Generated sets differ
+    between processes (jedi's inference iterates hash-ordered sets), so a frozen file is the
+    way to compare runs."""
+    import json
+
+    rows = [{"path": str(Path(t["path"]).relative_to(repo)), "line": t["line"],
+             "offset": t["offset"], "truth": t["truth"], "rest": t["rest"], "owner": t["owner"]}
+            for t in tasks]
+    data = {"repo": Path(repo).name, "version": _version(repo), "tasks": rows}
+    Path(path).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+
+
+def load_tasks(path: str | Path, repo: str) -> list[dict]:
+    """The tasks of a --save-tasks file, checked against the files of `repo`: a task whose
+    file is missing or no longer has the truth's name at its offset is a clear error."""
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        rows = data["tasks"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(f"holefill bench api: cannot read task file {path}: {exc}") from exc
+    tasks = []
+    for row in rows:
+        file = Path(repo) / row["path"]
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SystemExit(f"holefill bench api: task file {path} does not fit {repo} "
+                             f"(version {_version(repo)}; the file has {data.get('version')}): "
+                             f"{exc}") from exc
+        offset, truth = row["offset"], row["truth"]
+        if text[offset:offset + len(truth)] != truth:
+            raise SystemExit(f"holefill bench api: task file {path} does not fit {repo} "
+                             f"(version {_version(repo)}; the file has {data.get('version')}): "
+                             f"{row['path']}:{row['line']} has no {truth!r} at offset {offset}")
+        tasks.append({**row, "path": str(file), "doc": text[:offset]})
+    return tasks
+
+
+def _version(repo: str) -> str | None:
+    """The installed distribution's version for a site-packages directory, else None."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(Path(repo).name)
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
 
 
 def _defined_elsewhere(index: ApiIndex, defs: list, path: str) -> Symbol | None:
@@ -209,7 +268,13 @@ def run(args: argparse.Namespace) -> dict:
     report["search_top1"] = report["search"]["search_top1"]
     report["search_top5"] = report["search"]["search_top5"]
 
-    tasks = make_tasks(index, repo, args.n, args.seed)
+    if getattr(args, "tasks", None):
+        tasks = load_tasks(args.tasks, repo)
+        report["tasks_file"] = str(args.tasks)
+    else:
+        tasks = make_tasks(index, repo, args.n, args.seed)
+    if getattr(args, "save_tasks", None):
+        save_tasks(tasks, repo, args.save_tasks)
     report["n"] = len(tasks)
     engine = None
     if not args.no_model and configs and tasks:
