@@ -67,7 +67,7 @@ class Settings:
     # Early exit / speculation (RESEARCH §3), greedy path: off | selfspec (lossless
     # self-speculation: the first exit_layer layers draft speculate_tokens - 1 tokens, the rest
     # verify them at once) | lookup (lossless prompt lookup, completion/lookup.py: the tokens
-    # that followed the latest earlier occurrence of the last 1-3 tokens in the prompt and
+    # that followed the latest earlier occurrence of the last 2-3 tokens in the prompt and
     # completion are the drafts, all layers verify them at once; no heads needed) |
     # selfspec+lookup (lookup where the context has a match, else exit-head drafts) | lossy
     # (SEC exit at exit_layer when P(exit) > exit_threshold, state copying; output differs from

@@ -79,6 +79,16 @@ def test_continuation_may_run_into_the_suffix():
 def test_bad_max_ngram_is_a_clear_error():
     with pytest.raises(ValueError, match="max_ngram"):
         PromptLookup([1], max_ngram=0)
+    with pytest.raises(ValueError, match="min_match"):
+        PromptLookup([1], max_ngram=2, min_match=3)
+
+
+def test_one_token_matches_draft_nothing_by_default():
+    #                  0  1  2  3  4  5
+    lk = PromptLookup([7, 1, 2, 8, 3, 2])
+    assert lk.match() == (3, 1)  # only (2) occurred before
+    assert lk.draft(3) == []
+    assert PromptLookup([7, 1, 2, 8, 3, 2], min_match=1).draft(3) == [8]
 
 
 # -- lossless decoding -------------------------------------------------------------------------
