@@ -436,9 +436,9 @@ class ApiIndex:
         self.edited: dict[str, float] = {}  # path -> time of the last edit (recency ranking)
         self.stats = IndexStats()
         self._lock = threading.RLock()
-        self._usage: Counter | None = None
-        self._calls: Counter | None = None
-        self._receiver_calls: Counter | None = None
+        # workspace sums of a ModuleInfo counter field ("usage", "calls", "receiver_calls"),
+        # built on first read, then kept current per edited file (_changed)
+        self._totals: dict[str, Counter] = {}
         self.version = 0  # bumped on every change (search caches key on it)
 
     # -- building ----------------------------------------------------------------------------
@@ -519,10 +519,7 @@ class ApiIndex:
     def _changed(self, removed: list[ModuleInfo], added: ModuleInfo | None) -> None:
         # the workspace totals follow the edit (one file's counts, not a sum over all files:
         # a completion after each edit reads them)
-        for attr, total in (("usage", self._usage), ("calls", self._calls),
-                            ("receiver_calls", self._receiver_calls)):
-            if total is None:
-                continue
+        for attr, total in self._totals.items():
             for info in removed:
                 counts = getattr(info, attr)
                 total.subtract(counts)
@@ -546,36 +543,28 @@ class ApiIndex:
 
     # -- queries -----------------------------------------------------------------------------
 
-    def usage(self) -> Counter:
-        """Uses of each attribute name across the workspace (usage-frequency ranking)."""
+    def _total(self, attr: str) -> Counter:
+        """ModuleInfo.<attr> summed over the workspace."""
         with self._lock:
-            if self._usage is None:
+            if attr not in self._totals:
                 total: Counter = Counter()
                 for info in self.modules.values():
-                    total.update(info.usage)
-                self._usage = total
-            return self._usage
+                    total.update(getattr(info, attr))
+                self._totals[attr] = total
+            return self._totals[attr]
+
+    def usage(self) -> Counter:
+        """Uses of each attribute name across the workspace (usage-frequency ranking)."""
+        return self._total("usage")
 
     def call_usage(self) -> Counter:
         """`recv.name(` calls of each name across the workspace, receivers other than
         self/cls (ModuleInfo.calls summed; the name prior of api.correlate)."""
-        with self._lock:
-            if self._calls is None:
-                total: Counter = Counter()
-                for info in self.modules.values():
-                    total.update(info.calls)
-                self._calls = total
-            return self._calls
+        return self._total("calls")
 
     def receiver_call_usage(self) -> Counter:
         """Calls per (receiver_key, name) across the workspace (ModuleInfo.receiver_calls)."""
-        with self._lock:
-            if self._receiver_calls is None:
-                total: Counter = Counter()
-                for info in self.modules.values():
-                    total.update(info.receiver_calls)
-                self._receiver_calls = total
-            return self._receiver_calls
+        return self._total("receiver_calls")
 
     def symbols(self) -> list[Symbol]:
         """Every class, function and method (the search corpus)."""
