@@ -95,15 +95,18 @@ class NameConstraint:
                 return None
         return node
 
-    def done(self, generated: str) -> bool:
-        """The name is complete and ended (or the text left the constraint): decode freely."""
-        if len(generated) <= len(self.lead):
-            return False
-        name = self.stem + generated[len(self.lead):]
+    def _name_of(self, text: str) -> tuple[str, bool]:
+        """(the identifier spelled so far after the lead, whether something else followed it:
+        the name ended) for generated `text` longer than the lead."""
+        name = self.stem + text[len(self.lead):]
         i = 0
         while i < len(name) and _ident(name[i]):
             i += 1
-        return i < len(name)
+        return name[:i], i < len(name)
+
+    def done(self, generated: str) -> bool:
+        """The name is complete and ended (or the text left the constraint): decode freely."""
+        return len(generated) > len(self.lead) and self._name_of(generated)[1]
 
     def valid(self, text: str) -> bool:
         """Can `text` (generated so far) still become lead + candidate (+ anything after it)?"""
@@ -111,14 +114,11 @@ class NameConstraint:
             return self.lead.startswith(text)
         if not text.startswith(self.lead):
             return False
-        name = self.stem + text[len(self.lead):]
-        i = 0
-        while i < len(name) and _ident(name[i]):
-            i += 1
-        node = self._walk(name[:i])
+        name, ended = self._name_of(text)
+        node = self._walk(name)
         if node is None:
             return False
-        return node.end if i < len(name) else True
+        return node.end if ended else True
 
     def allowed(self, generated: str) -> torch.Tensor | None:
         """Ids of the tokens allowed next, or None when the constraint no longer applies (the
@@ -146,14 +146,11 @@ class NameConstraint:
         """Prior mass of the candidates `text` (generated, valid) can still become."""
         if len(text) <= len(self.lead):
             return self.root.mass
-        name = self.stem + text[len(self.lead):]
-        i = 0
-        while i < len(name) and _ident(name[i]):
-            i += 1
-        node = self._walk(name[:i])
+        name, ended = self._name_of(text)
+        node = self._walk(name)
         if node is None:
             return 0.0
-        return node.end_mass if i < len(name) else node.mass
+        return node.end_mass if ended else node.mass
 
     def bias(self, generated: str, ids: torch.Tensor) -> torch.Tensor | None:
         """What to add to the logits of the allowed `ids` after `generated`: weight * log of
