@@ -332,25 +332,27 @@ class Stepper:
             drafts.append(cur)
         self.cache.length = start  # verify: layers E..L over all drafted positions at once
         x = verify_forward(self.decoder, self.cache, torch.cat(hs), pos, self.hide, E)
-        logits = self.decoder.logits(x)
-        self.stats.rounds += 1
-        self.stats.drafted += len(drafts)
-        self.queue = [(d, logits[i + 1], x[i + 1], False) for i, d in enumerate(drafts)]
-        self.position += 1
-        return logits[0], x[0]
+        return self._queue_verified(x, drafts, from_lookup=False)
 
     def _verify_lookup(self, token: int, drafts: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """All layers over `token` and its lookup drafts in one pass; queue the drafts."""
         ids = torch.tensor([token] + drafts, device=self.decoder.device)
         x = verify_forward(self.decoder, self.cache, self.decoder.embed_tokens(ids),
                            self.position, self.hide)
+        return self._queue_verified(x, drafts, from_lookup=True)
+
+    def _queue_verified(self, x: torch.Tensor, drafts: list[int], from_lookup: bool
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """After a verify pass over the fed token and its drafts (final residual rows `x`):
+        queue each draft with the full model's output behind it; return the fed token's."""
         logits = self.decoder.logits(x)
         st = self.stats
         st.rounds += 1
-        st.lookup_rounds += 1
         st.drafted += len(drafts)
-        st.lookup_drafted += len(drafts)
-        self.queue = [(d, logits[i + 1], x[i + 1], True) for i, d in enumerate(drafts)]
+        if from_lookup:
+            st.lookup_rounds += 1
+            st.lookup_drafted += len(drafts)
+        self.queue = [(d, logits[i + 1], x[i + 1], from_lookup) for i, d in enumerate(drafts)]
         self.position += 1
         return logits[0], x[0]
 
