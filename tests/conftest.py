@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_asyncio
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
@@ -137,3 +138,17 @@ async def lsp():
     helper = Lsp()
     yield helper
     await helper.stop_all()
+
+
+@pytest.fixture(scope="session")
+def embedded_tokenizer():
+    """The embedded model's real tokenizer (no weights); skips where the model is not cached."""
+    from transformers import AutoTokenizer
+
+    from holefill.completion.model import ModelError, embedded_model_dir
+
+    try:
+        path, _ = embedded_model_dir(download=False)
+    except ModelError as exc:
+        pytest.skip(str(exc))
+    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)

@@ -8,9 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from transformers import AutoTokenizer
 
-from holefill.completion.model import ModelError, embedded_model_dir
 from holefill.completion.ngram import NgramTable, TokenizerMismatch, python_files
 
 A = "def area(radius):\n    return 3.14159 * radius * radius\n"
@@ -19,12 +17,8 @@ C = "import os\n\n\ndef home():\n    return os.path.expanduser('~')\n"
 
 
 @pytest.fixture(scope="module")
-def tok():
-    try:
-        path, _ = embedded_model_dir(download=False)
-    except ModelError as exc:
-        pytest.skip(str(exc))
-    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+def tok(embedded_tokenizer):
+    return embedded_tokenizer
 
 
 def counts(tok, texts: list[str], n: int) -> dict:

@@ -10,11 +10,11 @@ import math
 import pytest
 import torch
 from lsprotocol import types
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM
 
 from holefill.completion import superposed
 from holefill.completion.engine import CompletionEngine, CompletionRequest
-from holefill.completion.model import LoadedModel, ModelError, ModelInfo, embedded_model_dir
+from holefill.completion.model import LoadedModel, ModelInfo
 from holefill.completion.ngram import NgramTable, TokenizerMismatch
 from holefill.completion.postprocess import analyze_cursor
 from holefill.config import Settings
@@ -59,12 +59,8 @@ def test_bad_parameters_are_clear_errors():
 # -- tiny random-weight Llama with the real tokenizer ---------------------------------------
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    try:
-        path, _ = embedded_model_dir(download=False)
-    except ModelError as exc:
-        pytest.skip(str(exc))
-    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+def tokenizer(embedded_tokenizer):
+    return embedded_tokenizer
 
 
 @pytest.fixture(scope="module")
