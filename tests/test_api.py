@@ -141,7 +141,11 @@ def _prior_workspace(tmp_path: Path) -> ApiIndex:
     return ApiIndex.build(tmp_path)
 
 
-def test_name_prior_counts_workspace_calls_buffer_calls_and_same_receiver_uses(tmp_path):
+def counts(c, name: str) -> dict[str, float]:
+    return {k: v for k, v in c.evidence[name].items() if v}
+
+
+def test_evidence_counts_workspace_calls_buffer_calls_and_same_receiver_uses(tmp_path):
     idx = _prior_workspace(tmp_path)
     buffer = ("from pkg.engine import Engine\nmotor = Engine()\nmotor.reset()\nmotor.reset\n"
               "other.stop()\nmotor.")
@@ -152,15 +156,19 @@ def test_name_prior_counts_workspace_calls_buffer_calls_and_same_receiver_uses(t
     assert c.owner.qualname == "pkg.engine.Engine"
     # reset: 1 call in the buffer, 2 uses on `motor`, 1 call on a receiver named `motor`
     # (self.reset() in the class is not counted)
-    assert c.prior["reset"] == pytest.approx(math.log(2) + math.log(3) + math.log(2))
-    assert c.prior["start"] == pytest.approx(math.log(4))  # 3 calls in users.py
-    assert c.prior["stop"] == pytest.approx(math.log(2) + math.log(2))  # users.py + `other.`
+    assert counts(c, "reset") == {"buffer": 1, "recv_uses": 2, "same_receiver": 1}
+    assert counts(c, "start") == {"elsewhere": 3}  # 3 calls in users.py
+    assert counts(c, "stop") == {"elsewhere": 1, "buffer": 1}  # users.py + `other.`
     # after the cursor: a call, a use of `motor`, a call on `motor`
-    assert c.prior["status"] == pytest.approx(3 * math.log(2))
-    assert c.names == ["reset", "status", "start", "stop", "__init__"]
+    assert counts(c, "status") == {"buffer": 1, "recv_uses": 1, "same_receiver": 1}
+    # the prior is the weighted evidence, and the ranking follows it
+    names = [s.name for s in c.ranked]
+    assert c.prior == api.rank_scores(c.evidence, names, text, len(buffer))
+    assert [c.prior[n] for n in names] == sorted(c.prior.values(), reverse=True)
+    assert c.prior["reset"] > c.prior["stop"] > c.prior["__init__"]
 
 
-def test_name_prior_counts_calls_on_receivers_of_the_same_name(tmp_path):
+def test_evidence_counts_calls_on_receivers_of_the_same_name(tmp_path):
     idx = _prior_workspace(tmp_path)
     (tmp_path / "garage.py").write_text("motor.stop()\nmotor.stop()\nother.reset()\n"
                                         "super().__init__()\nother.__init__()\n")
@@ -168,14 +176,14 @@ def test_name_prior_counts_calls_on_receivers_of_the_same_name(tmp_path):
     text = "from pkg.engine import Engine\nmotor = Engine()\nmotor."
     c = api.correlate(idx, text, len(text), None, str(tmp_path), use_jedi=False)
     # stop: 3 calls in the workspace, 2 of them on a receiver named `motor`
-    assert c.prior["stop"] == pytest.approx(math.log(4) + math.log(3))
-    assert c.prior["start"] == pytest.approx(math.log(4))  # called on `e`, not on `motor`
-    assert c.prior["reset"] == pytest.approx(math.log(2))
+    assert counts(c, "stop") == {"elsewhere": 3, "same_receiver": 2}
+    assert counts(c, "start") == {"elsewhere": 3}  # called on `e`, not on `motor`
+    assert counts(c, "reset") == {"elsewhere": 1}
     assert c.names[:3] == ["stop", "start", "reset"]
-    assert c.prior["__init__"] == 0.0  # dunders: only evidence about this receiver counts
+    assert counts(c, "__init__") == {}  # dunders: only evidence about this receiver counts
 
 
-def test_name_prior_favours_the_enclosing_function_and_keys_super(tmp_path):
+def test_evidence_of_the_enclosing_function_and_super(tmp_path):
     idx = _prior_workspace(tmp_path)
     (tmp_path / "sub.py").write_text("class A:\n    def stop(self):\n        super().stop()\n"
                                      "        super().__init__()\n")
@@ -183,25 +191,24 @@ def test_name_prior_favours_the_enclosing_function_and_keys_super(tmp_path):
     members = list(idx.members(idx.resolve("pkg.engine", "Engine")).values())
     text = ("from pkg.engine import Engine\n\nclass Sub(Engine):\n    def reset(self):\n"
             "        x = 1\n        super().")
-    site = api.api_site(text, len(text))
-    current = api._current_module(idx, text, None)
-    prior = api.name_prior(idx, current, site, members, text, len(text))
+
+    def evidence(doc: str) -> dict[str, dict[str, float]]:
+        got = api.prior_features(idx, api._current_module(idx, doc, None),
+                                 api.api_site(doc, len(doc)), members, doc, len(doc))
+        return {n: {k: v for k, v in f.items() if v} for n, f in got.items()}
+
+    got = evidence(text)
     # inside `reset`, after super(): the overridden implementation
-    assert prior["reset"] == pytest.approx(math.log1p(api.BASE_CALL_COUNT))
+    assert got["reset"] == {"enclosing": 1, "base_call": 1}
     # stop: 2 calls in the workspace (users.py, sub.py), one of them on `super()`
-    assert prior["stop"] == pytest.approx(math.log(3) + math.log(2))
-    assert prior["__init__"] == pytest.approx(math.log(2))  # `super().__init__(` in sub.py
-    for receiver, count in (("Engine", api.BASE_CALL_COUNT), ("motor", api.ENCLOSING_COUNT)):
+    assert got["stop"] == {"elsewhere": 2, "same_receiver": 1}
+    assert got["__init__"] == {"same_receiver": 1}  # `super().__init__(` in sub.py
+    for receiver, base in (("Engine", 1), ("motor", 0)):
         # a class as the receiver is a base call too; an instance only shares the name
         doc = text.replace("super().", f"motor = Engine()\n        {receiver}.")
-        got = api.name_prior(idx, api._current_module(idx, doc, None),
-                             api.api_site(doc, len(doc)), members, doc, len(doc))
-        assert got["reset"] == pytest.approx(math.log1p(count)), receiver
-    # at module level (no enclosing def) the bonus is gone
-    top = "from pkg.engine import Engine\nsuper()."
-    prior = api.name_prior(idx, api._current_module(idx, top, None), api.api_site(top, len(top)),
-                           members, top, len(top))
-    assert prior["reset"] == 0.0
+        assert evidence(doc)["reset"] == {"enclosing": 1, **({"base_call": 1} if base else {})}
+    # at module level (no enclosing def) there is no such evidence
+    assert evidence("from pkg.engine import Engine\nsuper().")["reset"] == {}
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -216,18 +223,28 @@ def test_enclosing_def_by_indentation(text, expected):
     assert api._enclosing_def(text, len(text) - 1) == expected
 
 
-def test_name_prior_does_not_count_the_buffer_twice_and_follows_edits(tmp_path):
+def test_evidence_does_not_count_the_buffer_twice_and_follows_edits(tmp_path):
     idx = _prior_workspace(tmp_path)
     users = tmp_path / "users.py"
     text = users.read_text() + "e."
     c = api.correlate(idx, text, len(text), str(users), str(tmp_path), use_jedi=False)
     # users.py is indexed (3 start calls) and is the buffer: counted as calls in the buffer,
     # as uses of the receiver `e` and as calls on receivers named `e`, never as "elsewhere"
-    assert c.prior["start"] == pytest.approx(3 * math.log(4))
+    assert counts(c, "start") == {"buffer": 3, "recv_uses": 3, "same_receiver": 3}
     idx.update_file(users, "from pkg.engine import Engine\ne = Engine()\n")
     other = "from pkg.engine import Engine\nx = Engine()\nx."
     c = api.correlate(idx, other, len(other), None, str(tmp_path), use_jedi=False)
-    assert c.prior["start"] == 0.0 and c.prior["stop"] == 0.0  # the calls are gone
+    assert counts(c, "start") == {} and counts(c, "stop") == {}  # the calls are gone
+
+
+def test_the_ranking_follows_the_words_around_the_cursor(tmp_path):
+    idx = _prior_workspace(tmp_path)
+    plain = "from pkg.engine import Engine\nmotor = Engine()\nmotor."
+    named = "from pkg.engine import Engine\nmotor = Engine()\nstatus_now = motor."
+    first = api.correlate(idx, plain, len(plain), None, str(tmp_path), use_jedi=False)
+    second = api.correlate(idx, named, len(named), None, str(tmp_path), use_jedi=False)
+    assert first.names[0] == "start"  # the most called elsewhere
+    assert second.names[0] == "status"  # `status_now = motor.`
 
 
 def test_matching_filters_by_the_typed_prefix(idx):
@@ -396,11 +413,59 @@ def test_a_strong_name_prior_decides_the_written_name(idx):
     # asks for the total more often, which the prior counts: the prior's favourite wins
     doc = ("from shop import Cart\n\n\ndef main(cart: Cart) -> None:\n"
            + "    cart.remove_item('a')\n" * 3 + "    cart.")
-    text = doc + "\n" + "    cart.total()\n" * 5
+    text = doc + "\n" + "    cart.total()\n" * 10
     c = api.correlate(idx, text, len(doc), None, str(REPO))
     favourite = c.names[0]
     result = engine.complete(CompletionRequest(text=text, offset=len(doc), workspace=str(REPO)))
     assert re.match(r"\w*", result.items[0].text).group() == favourite == "total"
+
+
+def test_name_features_describe_each_candidate_at_the_cursor():
+    import math
+
+    text = ("def refresh_total_price(cart):\n    items = cart.items()\n"
+            "    price = cart.")
+    evidence = {"total_price": {"recv_uses": 0.0, "elsewhere": 3.0, "buffer": 1.0,
+                                "same_receiver": 0.0, "enclosing": 0.0, "base_call": 0.0}}
+    names = ["total_price", "_items", "__len__", "clear"]
+    rows = api.name_features(evidence, names, text, len(text), block={"clear"})
+    got = {n: dict(zip(api.NAME_FEATURES, r, strict=True)) for n, r in zip(names, rows,
+                                                                             strict=True)}
+    assert got["total_price"]["elsewhere"] == math.log1p(3.0)
+    assert got["total_price"]["buffer"] == math.log1p(1.0)
+    assert got["total_price"]["line_overlap"] == 0.5  # "price" is on the cursor line
+    assert got["total_price"]["function_overlap"] == 1.0  # refresh_total_price
+    assert got["_items"]["near_overlap"] == 1.0  # `items` on the line above
+    assert got["_items"]["private"] == 1.0 and got["__len__"]["dunder"] == 1.0
+    assert got["clear"]["in_block"] == 1.0 and got["total_price"]["in_block"] == 0.0
+    assert not any(got["clear"][k] for k in api.NAME_FEATURES if k != "in_block")
+
+
+@pytest.mark.slow
+def test_scored_name_choice_spells_the_best_scored_member(idx, monkeypatch):
+    from holefill.completion.engine import CompletionEngine, CompletionRequest
+    from holefill.config import Settings
+
+    engine = CompletionEngine.load(Settings(drafts=1, check_suggestions=False, max_new_tokens=8,
+                                            constrain_api_names=True, api_name_choice="score"))
+    engine.api_index = idx
+    doc = ("from shop import Cart\n\n\ndef main(cart: Cart) -> None:\n"
+           + "    cart.add_item('a')\n" * 3 + "    grand_total = cart.")
+    members = set(idx.members(idx.resolve("shop", "Cart")))
+    result = engine.complete(CompletionRequest(text=doc, offset=len(doc), workspace=str(REPO)))
+    assert "name_choice" in result.timings_ms  # the candidates were scored
+    written = re.match(r"\w*", result.items[0].text).group()
+    assert written in members
+    # the evidence is wired to the names it describes: with an overwhelming weight on the
+    # overlap with the cursor line (`grand_total = cart.`), total is spelled; with it on the
+    # calls of this receiver above, add_item
+    for feature, want in (("line_overlap", "total"), ("recv_uses", "add_item")):
+        monkeypatch.setattr(api, "NAME_WEIGHTS", {**api.NAME_WEIGHTS, feature: 1000.0})
+        result = engine.complete(CompletionRequest(text=doc, offset=len(doc),
+                                                   workspace=str(REPO)))
+        assert re.match(r"\w*", result.items[0].text).group() == want, feature
+    with pytest.raises(ValueError, match="api_name_choice"):  # checked before the model
+        CompletionEngine(None, Settings(api_name_choice="best"))
 
 
 # --- the command line ---------------------------------------------------------------------------

@@ -10,12 +10,17 @@ snake/camel-case parts with the receiver. jedi only parses: user code is never i
 
 Ranking inside the receiver's members: the typed prefix (only names that start with it), then
 the name prior, then the recency of edits to the defining file; private and dunder names last.
-The name prior is the evidence an IDE has without the model: how often the name is called as
-`x.name(` elsewhere in the workspace (receivers other than self/cls), how often in this buffer,
-and how often on this same receiver expression in this buffer (`name_prior`). It also biases the
-model's choice among the candidates while the constrained name is spelled (constrain.py). The
-signature block uses the prefix-independent order so that typing more letters does not change
-the prompt header (a KV cache keeps it).
+The name prior (`rank_scores`) weighs the evidence an IDE has without the model
+(`prior_features`, `name_features`): how often the name is called as `x.name(` elsewhere in the
+workspace and in this buffer, on this receiver expression and on receivers of the same name,
+whether it is the enclosing function's (an override calling its base), whether it is private,
+and how many of its name parts occur on the cursor line, in the enclosing function's name and
+in the lines above (`value = recv.get_value(`). The weights are a conditional logit fitted on
+tuning repositories (scripts/api_rank_fit.py). The prior also biases the model's choice among
+the candidates while the constrained name is spelled (constrain.py); `api_name_choice`
+"score" instead scores every whole name with the model and adds the evidence (NAME_WEIGHTS).
+The signature block uses the prefix-independent order so that typing more letters does not
+change the prompt header (a KV cache keeps it).
 """
 
 from __future__ import annotations
@@ -35,13 +40,6 @@ log = logging.getLogger(__name__)
 BLOCK_OPEN = "# Local APIs of {owner} (from the workspace):"
 MAX_BLOCK_ITEMS = 20
 LOCAL_WEIGHT = 4
-# name_prior: weight of the calls on receivers of the same name elsewhere, and the bonus (as a
-# count) of the enclosing function's own name (`def reset(self): super().reset()`)
-RECEIVER_WEIGHT = 1.0
-ENCLOSING_COUNT = 3
-# ... and when the receiver is `super()` or a class itself (`Base.reset(self)` inside
-# `def reset`): calling the implementation being overridden
-BASE_CALL_COUNT = 1000
 _DEF = re.compile(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+([A-Za-z_]\w*)", re.M)
 _SUPER = re.compile(r"(?<![\w.])super\([^()]*\)\Z")
 _SITE = re.compile(r"(?P<recv>[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*)?(?P<close>[)\]]?)\."
@@ -64,7 +62,8 @@ class Correlation:
     owner: Symbol  # the workspace class or module the receiver is
     source: str  # jedi | alias | annotation | assignment | self | name
     ranked: list[Symbol] = field(default_factory=list)  # members, prefix-independent order
-    prior: dict[str, float] = field(default_factory=dict)  # member name -> log prior (name_prior)
+    prior: dict[str, float] = field(default_factory=dict)  # member name -> log prior (rank_scores)
+    evidence: dict[str, dict[str, float]] = field(default_factory=dict)  # prior_features
 
     def matching(self, typed: str | None = None) -> list[Symbol]:
         """Members that start with the typed prefix, in rank order."""
@@ -127,8 +126,9 @@ def correlate(index: ApiIndex, text: str, offset: int, path: str | None = None,
     if owner is None:
         return None
     members = list(index.members(owner).values())
-    prior = name_prior(index, current, site, members, text, offset)
-    return Correlation(site, owner, source, rank(index, members, prior=prior), prior)
+    evidence = prior_features(index, current, site, members, text, offset)
+    prior = rank_scores(evidence, [s.name for s in members], text, offset)
+    return Correlation(site, owner, source, rank(index, members, prior=prior), prior, evidence)
 
 
 def _current_module(index: ApiIndex, text: str, path: str | None) -> ModuleInfo:
@@ -274,17 +274,19 @@ def _by_name(index: ApiIndex, current: ModuleInfo, text: str, offset: int,
 # --------------------------------------------------------------------------- ranking
 
 
-def name_prior(index: ApiIndex, current: ModuleInfo, site: ApiSite, members: list[Symbol],
-               text: str, offset: int) -> dict[str, float]:
-    """Unnormalised log prior of each member name at this site: log(1 + calls `x.name(` in the
-    other workspace files) + log(1 + such calls in this buffer) + log(1 + uses `recv.name` of
-    this receiver expression in this buffer), i.e. the product of the three smoothed counts.
-    Also: calls on receivers with the same last name in the workspace and the buffer
-    (`self.console.print(` counts for `console.`), weighted RECEIVER_WEIGHT, and the name of
-    the enclosing function (ENCLOSING_COUNT uses; BASE_CALL_COUNT after `super().` or a class
-    receiver: the overridden implementation). Dunder names count only the evidence about
-    this receiver. Names that nobody calls get 0; the counts only separate the members of one
-    receiver, so a name used on other types too (`update` of dicts) is counted all the same."""
+PRIOR_FEATURES = ("recv_uses", "elsewhere", "buffer", "same_receiver", "enclosing", "base_call")
+
+
+def prior_features(index: ApiIndex, current: ModuleInfo, site: ApiSite, members: list[Symbol],
+                   text: str, offset: int) -> dict[str, dict[str, float]]:
+    """The evidence about each member name at this site, as counts (PRIOR_FEATURES): uses
+    `recv.name` of this receiver expression elsewhere in the buffer (`recv_uses`); calls
+    `x.name(` in the other workspace files (`elsewhere`) and in this buffer (`buffer`), both 0
+    for dunder names (every class has them: `super().__init__(` everywhere); calls on
+    receivers with the same last name in the workspace and the buffer (`same_receiver`:
+    `self.console.print(` counts for `console.`); 1 when the name is the enclosing
+    function's (`enclosing`) and that after `super().` or a class receiver (`base_call`: the
+    overridden implementation)."""
     calls, by_receiver = index.call_usage(), index.receiver_call_usage()
     indexed = index.module_at(current.path) if current.path != "<buffer>.py" else None
     own = indexed.calls if indexed is not None else Counter()  # the buffer's old indexed copy
@@ -303,23 +305,82 @@ def name_prior(index: ApiIndex, current: ModuleInfo, site: ApiSite, members: lis
     base_call = key == "super()" or (
         site.receiver is not None and enclosing is not None
         and getattr(index.resolve_dotted(current, site.receiver), "kind", None) == "class")
-    out: dict[str, float] = {}
+    out: dict[str, dict[str, float]] = {}
     for sym in members:
         name = sym.name
-        elsewhere = max(calls.get(name, 0) - own.get(name, 0), 0)
-        score = math.log1p(recv_uses.get(name, 0))
-        if not (name.startswith("__") and name.endswith("__")):
-            # every class has dunders (`super().__init__(` everywhere): only the evidence
-            # about this receiver counts for them
-            score += math.log1p(elsewhere) + math.log1p(current.calls.get(name, 0))
+        dunder = name.startswith("__") and name.endswith("__")
+        same = 0
         if key is not None:
             same = by_receiver.get((key, name), 0) - own_by_receiver.get((key, name), 0)
-            same += current.receiver_calls.get((key, name), 0)
-            score += RECEIVER_WEIGHT * math.log1p(max(same, 0))
-        if name == enclosing:
-            score += math.log1p(BASE_CALL_COUNT if base_call else ENCLOSING_COUNT)
-        out[name] = score
+            same = max(same + current.receiver_calls.get((key, name), 0), 0)
+        out[name] = {
+            "recv_uses": float(recv_uses.get(name, 0)),
+            "elsewhere": 0.0 if dunder else float(max(calls.get(name, 0) - own.get(name, 0), 0)),
+            "buffer": 0.0 if dunder else float(current.calls.get(name, 0)),
+            "same_receiver": float(same),
+            "enclosing": float(name == enclosing),
+            "base_call": float(name == enclosing and base_call),
+        }
     return out
+
+
+# What `name_features` gives per candidate name, in order (the prior's counts as log(1 + n)).
+NAME_FEATURES = ("recv_uses", "elsewhere", "buffer", "same_receiver", "enclosing", "base_call",
+                 "private", "dunder", "in_block", "line_overlap", "function_overlap",
+                 "near_overlap")
+_WORD = re.compile(r"[A-Za-z_]\w*")
+# api_name_choice "score": a name's score is NAME_WEIGHTS["lp"] * the model's log-probability of
+# the whole name + the other weights * its NAME_FEATURES: a conditional logit (softmax over one
+# site's candidates) fitted by scripts/api_rank_fit.py ("serve" feature set, l2 1e-3) on 89
+# tasks of the tuning repositories rich, pip and _pytest; BENCHMARKS.md "api".
+RANK_WEIGHTS = {"recv_uses": -0.208, "elsewhere": 0.266, "buffer": 0.283, "same_receiver": 1.223,
+                "enclosing": 0.334, "base_call": 2.449, "private": -2.778, "dunder": 0.157,
+                "line_overlap": 3.905, "function_overlap": 0.385, "near_overlap": 1.098}
+NAME_WEIGHTS = {"lp": 0.217, "recv_uses": -0.497, "elsewhere": 0.048, "buffer": -0.097,
+                "same_receiver": 1.046, "enclosing": 0.41, "base_call": 2.39, "private": 0.018,
+                "dunder": -1.421, "in_block": -0.181, "line_overlap": 2.866,
+                "function_overlap": -0.157, "near_overlap": 0.701}
+
+
+def name_features(evidence: dict[str, dict[str, float]], names: list[str], text: str,
+                  offset: int, block: set[str] | frozenset = frozenset()) -> list[list[float]]:
+    """NAME_FEATURES of each name at `recv.` before `offset`: its `prior_features` evidence
+    (counts as log(1 + n)), whether it is private / dunder / listed in the prompt's signature
+    `block`, and the share of its name parts (`split_name`) that occur on the cursor line
+    before the receiver (`value = recv.get_value(`), in the enclosing function's name, and in
+    the 5 lines above."""
+    start = text.rfind("\n", 0, offset) + 1
+    line = text[start:offset]
+    m = re.search(r"([A-Za-z_][\w.]*)?[)\]]?\.\w*$", line)
+    head = line[: m.start()] if m else line
+    above = " ".join(text[:start].split("\n")[-6:])
+
+    def parts(chunk: str) -> set[str]:
+        return {p for w in _WORD.findall(chunk) for p in split_name(w)} - {"self", "cls"}
+
+    words = (parts(head), parts(_enclosing_def(text, max(start, offset - 1)) or ""),
+             parts(above))
+    rows = []
+    for name in names:
+        f = evidence.get(name, {})
+        own = split_name(name)
+        overlaps = [sum(p in w for p in own) / len(own) if own else 0.0 for w in words]
+        rows.append([*(math.log1p(f.get(k, 0.0)) for k in
+                       ("recv_uses", "elsewhere", "buffer", "same_receiver")),
+                     f.get("enclosing", 0.0), f.get("base_call", 0.0),
+                     float(name.startswith("_")), float(name.startswith("__")),
+                     float(name in block), *overlaps])
+    return rows
+
+
+def rank_scores(evidence: dict[str, dict[str, float]], names: list[str], text: str,
+                offset: int) -> dict[str, float]:
+    """The name prior: RANK_WEIGHTS . name_features of each name (no signature block: the
+    ranking decides what the block lists)."""
+    rows = name_features(evidence, names, text, offset)
+    return {name: sum(RANK_WEIGHTS.get(k, 0.0) * x for k, x in zip(NAME_FEATURES, row,
+                                                                   strict=True))
+            for name, row in zip(names, rows, strict=True)}
 
 
 def _enclosing_def(text: str, at: int, max_lines: int = 2000) -> str | None:
@@ -350,7 +411,7 @@ def _enclosing_def(text: str, at: int, max_lines: int = 2000) -> str | None:
 def rank(index: ApiIndex, members: list[Symbol], local: Counter | None = None,
          prior: dict[str, float] | None = None) -> list[Symbol]:
     """Prefix-independent order: public before private before dunder, then the name prior
-    (`name_prior`; without one: usage frequency in the workspace, uses in the current buffer
+    (`rank_scores`; without one: usage frequency in the workspace, uses in the current buffer
     counting LOCAL_WEIGHT times), then the recency of edits to the defining file, then the
     name."""
     usage = index.usage() if prior is None else Counter()
