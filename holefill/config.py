@@ -39,13 +39,6 @@ class Settings:
     # Tuned on rich / pip (top-1 0.60 -> 0.80, 0.47 -> 0.53); on five untuned repositories no
     # net gain (63/118 with and without; BENCHMARKS.md "api").
     api_name_prior: float = 1.0
-    # How the name after `recv.` is chosen: "prior" = the model spells it token by token under
-    # the constraint, biased by the name prior (above); "score" = every candidate's whole
-    # spelling is scored by the model in one token-tree pass and combined with the workspace's
-    # evidence (api.NAME_WEIGHTS, fitted on tuning repositories), and the best one is spelled.
-    # "score" is not the default: on the frozen held-out task sets it was within a task or two
-    # of "prior" and costs 250-550 ms per `recv.` completion (BENCHMARKS.md "api").
-    api_name_choice: str = "prior"
     # Check each suggestion (parses, names and attributes exist, type fits) and drop failing ones.
     check_suggestions: bool = True
     # When the checker rejects every draft: regenerate with the errors in the prompt at most this

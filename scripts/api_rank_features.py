@@ -47,9 +47,9 @@ def candidate_logprobs(model, tokenizer, header: str, doc: str, names: list[str]
     tree = (own[:, None] == own[None, :]) & (p[:, None] >= p[None, :])
     mask = torch.cat([torch.ones(q, n, dtype=torch.bool), tree], 1)[None, None]
     with torch.inference_mode():
-        out = model(torch.tensor([ctx_ids]), use_cache=True)
+        out = model(torch.tensor([ctx_ids], dtype=torch.long), use_cache=True)
         last = torch.log_softmax(out.logits[0, -1].float(), -1)
-        logits = model(torch.tensor([flat]), past_key_values=out.past_key_values,
+        logits = model(torch.tensor([flat], dtype=torch.long), past_key_values=out.past_key_values,
                        attention_mask=mask, position_ids=p[None]).logits[0].float()
         logp = torch.log_softmax(logits, -1)
     scores, at = [], 0
@@ -119,6 +119,10 @@ def main() -> None:
                 names = [s.name for s in members][: args.max_candidates]
                 if task["truth"] in corr.names and task["truth"] not in names:
                     names.append(task["truth"])
+                if not names:  # a receiver without members: nothing to rank
+                    out.write(json.dumps({"task": k, "truth": task["truth"],
+                                          "correlated": False}) + "\n")
+                    continue
                 lps = candidate_logprobs(model, tok, header.text, doc, names,
                                          settings.max_prompt_tokens)
                 lps_noblock = candidate_logprobs(model, tok, "", doc, names,

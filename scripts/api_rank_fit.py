@@ -23,8 +23,8 @@ from holefill.context import api
 
 _WORD = re.compile(r"[A-Za-z_]\w*")
 COUNTS = ("recv_uses", "elsewhere", "buffer", "same_receiver")
-FEATURES = ("lp", "lp_noblock", *api.NAME_FEATURES, "lp_is_max", "n_tokens", "site_vote",
-            "site_first")
+FEATURES = ("lp", "lp_noblock", *api.NAME_FEATURES, "in_block", "lp_is_max", "n_tokens",
+            "site_vote", "site_first")
 
 
 def vectorise(rows: list[dict], doc: str) -> list[list[float]]:
@@ -32,9 +32,10 @@ def vectorise(rows: list[dict], doc: str) -> list[list[float]]:
     evidence = {r["name"]: r for r in rows}
     block = {r["name"] for r in rows if r["in_block"]}
     names = [r["name"] for r in rows]
-    ide = api.name_features(evidence, names, doc, len(doc), block)
+    ide = api.name_features(evidence, names, doc, len(doc))
     top = max(r["lp"] for r in rows)
-    return [[r["lp"], r["lp_noblock"], *f, float(r["lp"] == top), float(len(_tokenizer()(
+    return [[r["lp"], r["lp_noblock"], *f, float(r["name"] in block), float(r["lp"] == top),
+             float(len(_tokenizer()(
         r["name"], add_special_tokens=False)["input_ids"]))]
         for r, f in zip(rows, ide, strict=True)]
 
@@ -213,13 +214,14 @@ def main() -> None:
         "all": [f not in ("lp_is_max", "n_tokens") for f in FEATURES],
         "all-noblock-lp": [f not in ("lp_noblock", "lp_is_max", "n_tokens") for f in FEATURES],
         "no-model": [f not in ("lp", "lp_noblock") for f in FEATURES],
-        "serve": [f == "lp" or f in api.NAME_FEATURES for f in FEATURES],  # what the engine has
-        "serve+max+len": [f in ("lp", "lp_is_max", "n_tokens") or f in api.NAME_FEATURES
-                          for f in FEATURES],
+        "serve": [f in ("lp", "in_block") or f in api.NAME_FEATURES for f in FEATURES],
+        "serve+max+len": [f in ("lp", "in_block", "lp_is_max", "n_tokens")
+                          or f in api.NAME_FEATURES for f in FEATURES],
         "lp+max+len": [f in ("lp", "lp_is_max", "n_tokens") for f in FEATURES],
-        "ide": [f in api.NAME_FEATURES for f in FEATURES],
-        # the ranking itself (completion list, block order, prior): no block, it follows
-        "ide-rank": [f in api.NAME_FEATURES and f != "in_block" for f in FEATURES],
+        "ide": [f in api.NAME_FEATURES or f == "in_block" for f in FEATURES],
+        # the shipped name prior (api.RANK_WEIGHTS): the ranking, the completion list's order,
+        # the constraint's bias; no block (the ranking decides what the block lists)
+        "ide-rank": [f in api.NAME_FEATURES for f in FEATURES],
         "site_vote": [f == "site_vote" for f in FEATURES],
         "lp+site": [f in ("lp", "site_vote", "site_first") for f in FEATURES],
         "all-no-site": [f not in ("site_vote", "site_first", "lp_is_max", "n_tokens")

@@ -421,14 +421,12 @@ def test_a_strong_name_prior_decides_the_written_name(idx):
 
 
 def test_name_features_describe_each_candidate_at_the_cursor():
-    import math
-
     text = ("def refresh_total_price(cart):\n    items = cart.items()\n"
             "    price = cart.")
     evidence = {"total_price": {"recv_uses": 0.0, "elsewhere": 3.0, "buffer": 1.0,
                                 "same_receiver": 0.0, "enclosing": 0.0, "base_call": 0.0}}
     names = ["total_price", "_items", "__len__", "clear"]
-    rows = api.name_features(evidence, names, text, len(text), block={"clear"})
+    rows = api.name_features(evidence, names, text, len(text))
     got = {n: dict(zip(api.NAME_FEATURES, r, strict=True)) for n, r in zip(names, rows,
                                                                              strict=True)}
     assert got["total_price"]["elsewhere"] == math.log1p(3.0)
@@ -437,35 +435,7 @@ def test_name_features_describe_each_candidate_at_the_cursor():
     assert got["total_price"]["function_overlap"] == 1.0  # refresh_total_price
     assert got["_items"]["near_overlap"] == 1.0  # `items` on the line above
     assert got["_items"]["private"] == 1.0 and got["__len__"]["dunder"] == 1.0
-    assert got["clear"]["in_block"] == 1.0 and got["total_price"]["in_block"] == 0.0
-    assert not any(got["clear"][k] for k in api.NAME_FEATURES if k != "in_block")
-
-
-@pytest.mark.slow
-def test_scored_name_choice_spells_the_best_scored_member(idx, monkeypatch):
-    from holefill.completion.engine import CompletionEngine, CompletionRequest
-    from holefill.config import Settings
-
-    engine = CompletionEngine.load(Settings(drafts=1, check_suggestions=False, max_new_tokens=8,
-                                            constrain_api_names=True, api_name_choice="score"))
-    engine.api_index = idx
-    doc = ("from shop import Cart\n\n\ndef main(cart: Cart) -> None:\n"
-           + "    cart.add_item('a')\n" * 3 + "    grand_total = cart.")
-    members = set(idx.members(idx.resolve("shop", "Cart")))
-    result = engine.complete(CompletionRequest(text=doc, offset=len(doc), workspace=str(REPO)))
-    assert "name_choice" in result.timings_ms  # the candidates were scored
-    written = re.match(r"\w*", result.items[0].text).group()
-    assert written in members
-    # the evidence is wired to the names it describes: with an overwhelming weight on the
-    # overlap with the cursor line (`grand_total = cart.`), total is spelled; with it on the
-    # calls of this receiver above, add_item
-    for feature, want in (("line_overlap", "total"), ("recv_uses", "add_item")):
-        monkeypatch.setattr(api, "NAME_WEIGHTS", {**api.NAME_WEIGHTS, feature: 1000.0})
-        result = engine.complete(CompletionRequest(text=doc, offset=len(doc),
-                                                   workspace=str(REPO)))
-        assert re.match(r"\w*", result.items[0].text).group() == want, feature
-    with pytest.raises(ValueError, match="api_name_choice"):  # checked before the model
-        CompletionEngine(None, Settings(api_name_choice="best"))
+    assert not any(got["clear"].values())
 
 
 # --- the command line ---------------------------------------------------------------------------

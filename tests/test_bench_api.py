@@ -67,8 +67,6 @@ def test_configurations_apply_to_the_run_settings_not_to_each_other():
     on = bench.config_settings(base, "model+block+constrain")
     assert on.api_name_prior == 2.5 and on.constrain_api_names
     assert not bench.config_settings(base, "model").constrain_api_names
-    assert bench.config_settings(base, "model+block+constrain+score").api_name_choice == "score"
-    assert on.api_name_choice == base.api_name_choice == "prior"
 
 
 @pytest.mark.slow

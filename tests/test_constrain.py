@@ -152,35 +152,3 @@ def test_no_prior_no_bias_and_bad_weights(vocab):
         with pytest.raises(ValueError, match="prior weight"):
             NameConstraint(NAMES, vocab, prior={}, weight=bad)
 
-
-def test_spelling_logprobs_score_each_whole_name_as_plain_forwards_would():
-    # tensor logic on a tiny random Llama: the token-tree pass must give, for every spelling,
-    # log P(its tokens) + log P(a terminator next), exactly as one plain forward per spelling
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from holefill.completion.constrain import spelling_logprobs
-    from holefill.completion.decoder import Decoder
-
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=120, hidden_size=32, intermediate_size=48,
-                                         num_hidden_layers=2, num_attention_heads=4,
-                                         num_key_value_heads=2)).eval()
-    dec = Decoder(model, "float32")
-    prompt = torch.randint(0, 120, (9,), generator=torch.Generator().manual_seed(1))
-    spellings = [[5, 17, 3], [5, 18], [40], [7, 7, 7, 7]]
-    terminators = torch.tensor([0, 1, 2])
-    cache = dec.new_cache(64)
-    first = dec.forward(cache, prompt)[-1]
-    got = spelling_logprobs(dec, cache, first, 9, None, spellings, terminators)
-    assert cache.length == 9  # the scratch slots are given back
-    for s, score in zip(spellings, got, strict=True):
-        with torch.inference_mode():
-            lp = torch.log_softmax(model(torch.cat([prompt, torch.tensor(s)])[None]).logits[0], -1)
-        want = sum(float(lp[8 + j, t]) for j, t in enumerate(s))
-        want += float(torch.logsumexp(lp[8 + len(s), terminators], -1))
-        assert abs(score - want) < 1e-4
-    # the scores differ between names (a constant would pass the loop above only by accident)
-    assert len({round(x, 3) for x in got}) == len(got)
-    with pytest.raises(ValueError):
-        spelling_logprobs(dec, cache, first, 9, None, [[5], []], terminators)

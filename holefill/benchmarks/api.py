@@ -40,11 +40,6 @@ CONFIGS = {
     # ablation: the constraint without the workspace's name prior (the model alone chooses)
     "model+block+constrain-prior": {"api_context": True, "constrain_api_names": True,
                                     "api_name_prior": 0.0},
-    # the name chosen by scoring every candidate's whole spelling (api_name_choice "score")
-    "model+block+constrain+score": {"api_context": True, "constrain_api_names": True,
-                                    "api_name_choice": "score"},
-    "model+constrain+score": {"api_context": False, "constrain_api_names": True,
-                              "api_name_choice": "score"},
 }
 _CALLS = ts.Query(_LANG, "(call function: (attribute object: (_) @recv attribute: (identifier) @name))")
 _NAME = re.compile(r"[A-Za-z_]\w*")
@@ -341,7 +336,6 @@ def _score_task(task: dict, repo: str, index: ApiIndex, engine, configs: list[st
             float(bool(name) and name not in existing))
         stats.setdefault("empty_rate", []).append(float(not name))
         stats.setdefault("context_ms", []).append(result.timings_ms.get("context", 0.0))
-        stats.setdefault("name_choice_ms", []).append(result.timings_ms.get("name_choice", 0.0))
 
 
 def _mean(values: list[float]) -> float:

@@ -169,36 +169,3 @@ class NameConstraint:
             self._terminators = torch.tensor(sorted(ids), dtype=torch.long)
         return self._terminators
 
-
-def spelling_logprobs(decoder, cache, first_logits: torch.Tensor, position: int,
-                      hide: tuple[int, int] | None, spellings: list[list[int]],
-                      terminators: torch.Tensor) -> list[float]:
-    """log P(each token sequence, then a token in `terminators`) as the continuation of what
-    `cache` holds, whose next-token logits are `first_logits` and whose next position is
-    `position`: one decoder pass over all the sequences as a token tree (each sees the cache and
-    its own earlier tokens only) in the slots after the cache; the cache's length is restored.
-    Scores every candidate name after `recv.` at once (a whole name, not its first token)."""
-    if not spellings or any(not s for s in spellings):
-        raise ValueError("every spelling needs at least one token")
-    first = torch.log_softmax(first_logits.reshape(-1).float(), -1)
-    flat = [t for s in spellings for t in s]
-    owner = torch.tensor([i for i, s in enumerate(spellings) for _ in s])
-    offsets = torch.tensor([j for s in spellings for j in range(len(s))])
-    tree = (owner[:, None] == owner[None, :]) & (offsets[:, None] >= offsets[None, :])
-    length = cache.length
-    try:
-        logits = decoder.forward(cache, torch.tensor(flat, device=decoder.device),
-                                 positions=(position + offsets).to(decoder.device),
-                                 all_logits=True, hide=hide, tree=tree.to(decoder.device))
-    finally:
-        cache.length = length
-    logp = torch.log_softmax(logits.float(), -1).cpu()
-    ends = torch.logsumexp(logp[:, terminators], -1)  # log P(the name ends after each token)
-    scores, at = [], 0
-    for s in spellings:
-        total = float(first[s[0]])
-        for j in range(1, len(s)):
-            total += float(logp[at + j - 1, s[j]])
-        scores.append(total + float(ends[at + len(s) - 1]))
-        at += len(s)
-    return scores

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from holefill.completion import early_exit, healing, superposed
-from holefill.completion.constrain import NameConstraint, spelling_logprobs
+from holefill.completion.constrain import NameConstraint
 from holefill.completion.decoder import Decoder, UnsupportedModel
 from holefill.completion.lookup import PromptLookup
 from holefill.completion.model import LoadedModel, ModelInfo, load_model
@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 MAX_NEW_TOKENS = 256
 EARLY_EXIT_MODES = ("auto", "off", "selfspec", "lossy", "lookup", "selfspec+lookup")
 LOOKUP_MODES = ("lookup", "selfspec+lookup")  # prompt-lookup drafts (completion/lookup.py)
-NAME_CHOICES = ("prior", "score")  # api_name_choice: how the name after `recv.` is chosen
 
 
 @dataclass
@@ -193,9 +192,6 @@ class CompletionEngine:
         if settings.early_exit not in EARLY_EXIT_MODES:  # before the model is touched
             raise ValueError(f"setting early_exit: {settings.early_exit!r} is not one of "
                              f"{', '.join(EARLY_EXIT_MODES)}")
-        if settings.api_name_choice not in NAME_CHOICES:
-            raise ValueError(f"setting api_name_choice: {settings.api_name_choice!r} is not one "
-                             f"of {', '.join(NAME_CHOICES)}")
         self.settings = settings
         self.tokenizer = loaded.tokenizer
         self.hf_model = loaded.hf_model
@@ -393,16 +389,9 @@ class CompletionEngine:
 
         names = None
         if correlation is not None and self.settings.constrain_api_names:
-            candidates = [s.name for s in correlation.matching()]
-            if self.settings.api_name_choice == "score" and len(candidates) > 1:
-                tc = time.perf_counter()
-                candidates = self._best_name(session, correlation, candidates, header.text,
-                                             req.text, offset, logits,
-                                             position + 1 + len(extra), hide, heal)
-                timings["name_choice"] = (time.perf_counter() - tc) * 1000
-            names = NameConstraint.at_cursor(candidates, self.vocab, correlation.site.typed,
-                                             heal, correlation.prior,
-                                             self.settings.api_name_prior)
+            names = NameConstraint.at_cursor([s.name for s in correlation.matching()],
+                                             self.vocab, correlation.site.typed, heal,
+                                             correlation.prior, self.settings.api_name_prior)
         generated, logprobs, was_cancelled, finished = self._decode(
             session, logits, position + 1 + len(extra), hide, heal, max_new, ctx, cancelled,
             names, hidden, session.tokens[:visible] + [pending] + extra)
@@ -416,37 +405,6 @@ class CompletionEngine:
         finish_drafts(result, [RawDraft(generated, finished, score)], req, offset, ctx,
                       hole.expected if hole is not None else None, self.settings)
         return result
-
-    def _best_name(self, session: KVSession, correlation, candidates: list[str], header: str,
-                   text: str, offset: int, logits: torch.Tensor, position: int,
-                   hide: tuple[int, int], heal: str) -> list[str]:
-        """The one candidate name to spell after `recv.` (`api_name_choice` "score"): the
-        model's log-probability of each whole name (one token-tree pass after the prompt) plus
-        the workspace's evidence about it, weighted by api.NAME_WEIGHTS. Returns all the
-        candidates unchanged where it cannot score them (another decoder, no room)."""
-        from holefill.context import api
-
-        if not isinstance(self.decoder, Decoder):
-            return candidates
-        shape = NameConstraint.at_cursor(candidates, self.vocab, correlation.site.typed, heal)
-        spellings = [self.encode(shape.lead + n[len(shape.stem):]) for n in candidates]
-        room = session.scratch_room - 8  # keep slots for decoding after the choice
-        keep = 0
-        while keep < len(spellings) and spellings[keep] and room >= len(spellings[keep]):
-            room -= len(spellings[keep])
-            keep += 1
-        if keep < 2:
-            return candidates
-        candidates, spellings = candidates[:keep], spellings[:keep]
-        lps = spelling_logprobs(self.decoder, session.cache, logits, position, hide, spellings,
-                                shape.terminators())
-        block = {s.name for s in correlation.ranked if f"# {s.signature}" in header}
-        features = api.name_features(correlation.evidence, candidates, text, offset, block)
-        weights = api.NAME_WEIGHTS
-        scores = [weights["lp"] * lp + sum(w * x for w, x in zip(
-            (weights[k] for k in api.NAME_FEATURES), row, strict=True))
-            for lp, row in zip(lps, features, strict=True)]
-        return [candidates[max(range(len(scores)), key=scores.__getitem__)]]
 
     def _reused(self, session: KVSession, visible: int) -> int:
         """Prompt tokens that were already in the cache before this request."""

@@ -17,9 +17,7 @@ whether it is the enclosing function's (an override calling its base), whether i
 and how many of its name parts occur on the cursor line, in the enclosing function's name and
 in the lines above (`value = recv.get_value(`). The weights are a conditional logit fitted on
 tuning repositories (scripts/api_rank_fit.py). The prior also biases the model's choice among
-the candidates while the constrained name is spelled (constrain.py); `api_name_choice`
-"score" instead scores every whole name with the model and adds the evidence (NAME_WEIGHTS).
-The signature block uses the prefix-independent order so that typing more letters does not
+the candidates while the constrained name is spelled (constrain.py). The signature block uses the prefix-independent order so that typing more letters does not
 change the prompt header (a KV cache keeps it).
 """
 
@@ -326,27 +324,21 @@ def prior_features(index: ApiIndex, current: ModuleInfo, site: ApiSite, members:
 
 # What `name_features` gives per candidate name, in order (the prior's counts as log(1 + n)).
 NAME_FEATURES = ("recv_uses", "elsewhere", "buffer", "same_receiver", "enclosing", "base_call",
-                 "private", "dunder", "in_block", "line_overlap", "function_overlap",
-                 "near_overlap")
+                 "private", "dunder", "line_overlap", "function_overlap", "near_overlap")
 _WORD = re.compile(r"[A-Za-z_]\w*")
-# api_name_choice "score": a name's score is NAME_WEIGHTS["lp"] * the model's log-probability of
-# the whole name + the other weights * its NAME_FEATURES: a conditional logit (softmax over one
-# site's candidates) fitted by scripts/api_rank_fit.py ("serve" feature set, l2 1e-3) on 89
-# tasks of the tuning repositories rich, pip and _pytest; BENCHMARKS.md "api".
-RANK_WEIGHTS = {"recv_uses": -0.208, "elsewhere": 0.266, "buffer": 0.283, "same_receiver": 1.223,
-                "enclosing": 0.334, "base_call": 2.449, "private": -2.778, "dunder": 0.157,
-                "line_overlap": 3.905, "function_overlap": 0.385, "near_overlap": 1.098}
-NAME_WEIGHTS = {"lp": 0.217, "recv_uses": -0.497, "elsewhere": 0.048, "buffer": -0.097,
-                "same_receiver": 1.046, "enclosing": 0.41, "base_call": 2.39, "private": 0.018,
-                "dunder": -1.421, "in_block": -0.181, "line_overlap": 2.866,
-                "function_overlap": -0.157, "near_overlap": 0.701}
+# rank_scores: the name prior is RANK_WEIGHTS . name_features, a conditional
+# logit (softmax over one site's members, truth = the name called there) fitted by
+# scripts/api_rank_fit.py ("ide-rank", l2 1e-3) on the tuning repositories' tasks (rich, pip,
+# _pytest, parso, docutils; BENCHMARKS.md "api").
+RANK_WEIGHTS = {"recv_uses": 0.942, "elsewhere": 0.364, "buffer": -0.335, "same_receiver": 1.059,
+                "enclosing": 1.526, "base_call": 3.722, "private": -1.072, "dunder": -0.537,
+                "line_overlap": 2.063, "function_overlap": 0.309, "near_overlap": 0.881}
 
 
 def name_features(evidence: dict[str, dict[str, float]], names: list[str], text: str,
-                  offset: int, block: set[str] | frozenset = frozenset()) -> list[list[float]]:
+                  offset: int) -> list[list[float]]:
     """NAME_FEATURES of each name at `recv.` before `offset`: its `prior_features` evidence
-    (counts as log(1 + n)), whether it is private / dunder / listed in the prompt's signature
-    `block`, and the share of its name parts (`split_name`) that occur on the cursor line
+    (counts as log(1 + n)), whether it is private / dunder, and the share of its name parts (`split_name`) that occur on the cursor line
     before the receiver (`value = recv.get_value(`), in the enclosing function's name, and in
     the 5 lines above."""
     start = text.rfind("\n", 0, offset) + 1
@@ -368,18 +360,15 @@ def name_features(evidence: dict[str, dict[str, float]], names: list[str], text:
         rows.append([*(math.log1p(f.get(k, 0.0)) for k in
                        ("recv_uses", "elsewhere", "buffer", "same_receiver")),
                      f.get("enclosing", 0.0), f.get("base_call", 0.0),
-                     float(name.startswith("_")), float(name.startswith("__")),
-                     float(name in block), *overlaps])
+                     float(name.startswith("_")), float(name.startswith("__")), *overlaps])
     return rows
 
 
 def rank_scores(evidence: dict[str, dict[str, float]], names: list[str], text: str,
                 offset: int) -> dict[str, float]:
-    """The name prior: RANK_WEIGHTS . name_features of each name (no signature block: the
-    ranking decides what the block lists)."""
+    """The name prior: RANK_WEIGHTS . name_features of each name."""
     rows = name_features(evidence, names, text, offset)
-    return {name: sum(RANK_WEIGHTS.get(k, 0.0) * x for k, x in zip(NAME_FEATURES, row,
-                                                                   strict=True))
+    return {name: sum(RANK_WEIGHTS[k] * x for k, x in zip(NAME_FEATURES, row, strict=True))
             for name, row in zip(names, rows, strict=True)}
 
 
