@@ -174,32 +174,3 @@ def test_a_refused_graph_capture_falls_back_to_plain_steps(monkeypatch):
     got = dec.forward(a, ids[5:6])
     assert not dec.use_graphs and a.length == 6
     assert (got - want).abs().max().item() <= TOL
-
-
-def test_a_token_tree_equals_each_branch_forwarded_alone():
-    # two continuations of one cached prefix in one pass: each branch's logits must be what a
-    # plain forward of prefix + that branch gives (scoring candidate names at `recv.`)
-    model = tiny("llama")
-    dec = Decoder(model, "float32")
-    gen = torch.Generator().manual_seed(3)
-    prefix = torch.randint(0, 300, (12,), generator=gen)
-    branches = [torch.randint(0, 300, (n,), generator=gen) for n in (3, 1, 4)]
-    cache = dec.new_cache(64)
-    dec.forward(cache, prefix)
-    flat = torch.cat(branches)
-    owner = torch.cat([torch.full((len(b),), i) for i, b in enumerate(branches)])
-    positions = torch.cat([torch.arange(12, 12 + len(b)) for b in branches])
-    tree = (owner[:, None] == owner[None, :]) & (positions[:, None] >= positions[None, :])
-    got = dec.forward(cache, flat, positions=positions, all_logits=True, tree=tree)
-    at = 0
-    for b in branches:
-        alone = hf_logits(model, torch.cat([prefix, b]))[12:]
-        assert (got[at:at + len(b)] - alone).abs().max().item() <= TOL
-        at += len(b)
-    # without the tree the later branches would see the earlier ones: the test can fail
-    cache.length = 12
-    causal = dec.forward(cache, flat, positions=positions, all_logits=True)
-    assert (causal[3:] - got[3:]).abs().max().item() > TOL
-    with pytest.raises(ValueError):
-        cache.length = 12
-        dec.forward(cache, flat, positions=positions, tree=tree[:2, :2])

@@ -169,8 +169,7 @@ class Decoder:
                 embeds: torch.Tensor | None = None, positions: torch.Tensor | None = None,
                 all_logits: bool = False, n_layers: int | None = None,
                 hide: tuple[int, int] | None = None, first_layer: int = 0,
-                return_hidden: bool = False, per_row_attention: bool = False,
-                tree: torch.Tensor | None = None) -> torch.Tensor:
+                return_hidden: bool = False, per_row_attention: bool = False) -> torch.Tensor:
         """Append T tokens to `cache` and return logits [T, vocab] (or [1, vocab] for the last
         token unless `all_logits`). `ids` [T] or `embeds` [T, hidden]; positions default to the
         cache slots they are written to. `hide` = (a, b): slots [a, b) are invisible to the new
@@ -185,13 +184,7 @@ class Decoder:
         `per_row_attention` (speculative verify passes, early_exit.verify_forward): attention
         runs once per row over exactly that row's keys, so each row is bit for bit what a
         one-token step gives. One attention call over a masked key block rounds differently
-        (~1e-6), which int8 linears' bf16 inputs grow into flipped near-ties.
-
-        `tree` [T, T] bool: which of the new tokens each new token sees (default: the earlier
-        ones). Several continuations of the cached text in one pass (a token tree; scoring the
-        candidate names at `recv.`), each with its own `positions`."""
-        if tree is not None and per_row_attention:
-            raise ValueError("tree and per_row_attention cannot be combined")
+        (~1e-6), which int8 linears' bf16 inputs grow into flipped near-ties."""
         if (self.use_graphs and ids is not None and ids.numel() == 1 and not all_logits
                 and n_layers is None and first_layer == 0 and not return_hidden):
             return self._graph_step(cache, ids, positions, hide)
@@ -205,13 +198,9 @@ class Decoder:
         cos, sin = self.rope(positions)
         end = start + T
         mask = None
-        if (T > 1 and start > 0) or (hide is not None and hide[0] < hide[1]) or tree is not None:
+        if (T > 1 and start > 0) or (hide is not None and hide[0] < hide[1]):
             # query i (slot start+i) sees keys [0, start+i], except the hidden slots
             mask = torch.ones(T, end, dtype=torch.bool, device=x.device).tril(diagonal=start)
-            if tree is not None:
-                if tree.shape != (T, T):
-                    raise ValueError(f"tree mask {tuple(tree.shape)} for {T} tokens")
-                mask[:, start:end] = tree.to(device=x.device, dtype=torch.bool)
             if hide is not None:
                 mask[:, hide[0]:hide[1]] = False
         causal = T > 1 and mask is None
