@@ -1,13 +1,12 @@
 """Features of every candidate name at `holefill bench api` tasks, for choosing how to rank them.
 
 For each task (a frozen `--tasks` file or generated ones) and each member of the correlated
-receiver: the embedded model's log-probability of the cursor line ending in `name(` given the
-prompt the engine builds with everything on (signature block + the file before the cursor),
-the name-prior evidence counts (`api.prior_features`), the member's place in our ranking and
-its kind. One JSON line per task. Analysis only (scripts/api_rank_fit.py reads it).
-
-    python scripts/api_rank_features.py --repo SITE/rich -n 60 --save-tasks /tmp/rich.json \
-        --out /tmp/rich.features.jsonl
+receiver: the embedded model's log-probability of `name(` at the cursor given the prompt the
+engine builds with everything on (signature block + the file before the cursor), without the
+block, and (`--examples N`) with N similar call sites from other files as a comment block; the
+name-prior evidence counts (`api.prior_features`), the member's place in our ranking and
+its kind. One JSON line per task; scripts/api_rank_fit.py reads it (see there for the
+commands). New task sets: `-n 40 --save-tasks FILE` instead of `--tasks`.
 """
 
 from __future__ import annotations

@@ -1,12 +1,21 @@
-"""Choose how to rank the candidate names at `recv.` from scripts/api_rank_features.py output.
+"""Fit the name prior (api.RANK_WEIGHTS) from scripts/api_rank_features.py output, and compare
+ways of choosing the name at `recv.`.
 
-A conditional logit (softmax over one task's candidates) over the model's log-probability of
-`name(` and the IDE's evidence (name-prior counts, name-part overlap with the cursor line, the
-enclosing function and the lines above). Fitted with leave-one-repository-out over the tuning
-repositories, then on all of them and scored on the held-out ones. Analysis only.
+A conditional logit (softmax over one task's candidates, the truth = the name called there)
+over feature sets: the model's log-probability of `name(` with / without the signature block,
+the IDE's evidence (api.name_features: name-prior counts, privacy, name-part overlap with the
+cursor line, the enclosing function and the lines above), retrieval votes from similar call
+sites. Each set is fitted with leave-one-repository-out over the tuning repositories (LORO),
+then on all of them and scored on the held-out ones (top-1 over all tasks). The "ide-rank"
+set's weights are api.RANK_WEIGHTS.
 
-    python scripts/api_rank_fit.py --tune rich,pip,_pytest,docutils,anyio,parso \
-        --heldout pygls,jedi,hypothesis --dir /tmp/rank
+    SITE=$(python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+    for r in rich pip _pytest parso docutils pygls jedi hypothesis; do
+        python scripts/api_rank_features.py --repo $SITE/$r \
+            --tasks holefill/benchmarks/api_tasks/$r.json --out /tmp/rank/f_$r.jsonl
+    done
+    python scripts/api_rank_fit.py --tune rich,pip,_pytest,parso,docutils \
+        --heldout pygls,jedi,hypothesis --dir /tmp/rank --site-packages $SITE
 """
 
 from __future__ import annotations

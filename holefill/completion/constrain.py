@@ -14,9 +14,9 @@ re-spelled first, exactly as the healing constraint demands.
 A prior over the names (api.rank_scores: what the workspace and the buffer say) can bias the
 choice: each allowed token gets `weight * log(prior mass of the names still reachable after
 it)` added to its logit, a product of the model and the prior over the names (the same mass at
-every token of one name's path, so the bias only acts where candidates part ways). The
-1-thread `holefill bench api` on a tuning repository (rich, pip) picked the weight
-(BENCHMARKS.md).
+every token of one name's path, so the bias only acts where candidates part ways). At weight 1
+the model's distribution over the names is multiplied by the prior's, itself a fitted
+log-linear model of the evidence (BENCHMARKS.md "api").
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ class; (4) the name heuristic: the imported workspace class whose name shares th
 snake/camel-case parts with the receiver. jedi only parses: user code is never imported.
 
 Ranking inside the receiver's members: the typed prefix (only names that start with it), then
-the name prior, then the recency of edits to the defining file; private and dunder names last.
+the name prior, then the recency of edits to the defining file.
 The name prior (`rank_scores`) weighs the evidence an IDE has without the model
 (`prior_features`, `name_features`): how often the name is called as `x.name(` elsewhere in the
 workspace and in this buffer, on this receiver expression and on receivers of the same name,
@@ -330,9 +330,9 @@ _WORD = re.compile(r"[A-Za-z_]\w*")
 # logit (softmax over one site's members, truth = the name called there) fitted by
 # scripts/api_rank_fit.py ("ide-rank", l2 1e-3) on the tuning repositories' tasks (rich, pip,
 # _pytest, parso, docutils; BENCHMARKS.md "api").
-RANK_WEIGHTS = {"recv_uses": 0.942, "elsewhere": 0.364, "buffer": -0.335, "same_receiver": 1.059,
-                "enclosing": 1.526, "base_call": 3.722, "private": -1.072, "dunder": -0.537,
-                "line_overlap": 2.063, "function_overlap": 0.309, "near_overlap": 0.881}
+RANK_WEIGHTS = {"recv_uses": 0.851, "elsewhere": 0.347, "buffer": -0.004, "same_receiver": 1.028,
+                "enclosing": 1.546, "base_call": 3.812, "private": -1.069, "dunder": -0.45,
+                "line_overlap": 2.149, "function_overlap": 0.125, "near_overlap": 0.784}
 
 
 def name_features(evidence: dict[str, dict[str, float]], names: list[str], text: str,
@@ -399,10 +399,10 @@ def _enclosing_def(text: str, at: int, max_lines: int = 2000) -> str | None:
 
 def rank(index: ApiIndex, members: list[Symbol], local: Counter | None = None,
          prior: dict[str, float] | None = None) -> list[Symbol]:
-    """Prefix-independent order: public before private before dunder, then the name prior
-    (`rank_scores`; without one: usage frequency in the workspace, uses in the current buffer
-    counting LOCAL_WEIGHT times), then the recency of edits to the defining file, then the
-    name."""
+    """Prefix-independent order: the name prior (`rank_scores`, which weighs privacy itself);
+    without one: public before private before dunder, then usage frequency in the workspace
+    with uses in the current buffer counting LOCAL_WEIGHT times. Then the recency of edits to
+    the defining file, then the name."""
     usage = index.usage() if prior is None else Counter()
     edited = index.edited
     local = local or Counter()
@@ -410,7 +410,9 @@ def rank(index: ApiIndex, members: list[Symbol], local: Counter | None = None,
     def key(s: Symbol):
         privacy = 2 if s.name.startswith("__") else 1 if s.name.startswith("_") else 0
         if prior is not None:
-            score = prior.get(s.name, 0.0)
+            # the fitted prior puts private names after public ones unless the evidence is
+            # strong (cross-file calls of private helpers are common: 6 of 30 jedi tasks)
+            privacy, score = 0, prior.get(s.name, 0.0)
         else:
             score = usage.get(s.name, 0) + LOCAL_WEIGHT * local.get(s.name, 0)
         return (privacy, -score, -edited.get(s.path, 0.0), s.name)
