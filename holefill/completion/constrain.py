@@ -168,4 +168,3 @@ class NameConstraint:
                    for i in group]
             self._terminators = torch.tensor(sorted(ids), dtype=torch.long)
         return self._terminators
-

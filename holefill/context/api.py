@@ -9,16 +9,16 @@ class; (4) the name heuristic: the imported workspace class whose name shares th
 snake/camel-case parts with the receiver. jedi only parses: user code is never imported.
 
 Ranking inside the receiver's members: the typed prefix (only names that start with it), then
-the name prior, then the recency of edits to the defining file.
-The name prior (`rank_scores`) weighs the evidence an IDE has without the model
-(`prior_features`, `name_features`): how often the name is called as `x.name(` elsewhere in the
-workspace and in this buffer, on this receiver expression and on receivers of the same name,
-whether it is the enclosing function's (an override calling its base), whether it is private,
-and how many of its name parts occur on the cursor line, in the enclosing function's name and
-in the lines above (`value = recv.get_value(`). The weights are a conditional logit fitted on
-tuning repositories (scripts/api_rank_fit.py). The prior also biases the model's choice among
-the candidates while the constrained name is spelled (constrain.py). The signature block uses the prefix-independent order so that typing more letters does not
-change the prompt header (a KV cache keeps it).
+the name prior, then the recency of edits to the defining file. The name prior (`rank_scores`)
+weighs the evidence an IDE has without the model (`prior_features`, `name_features`): how often
+the name is called as `x.name(` elsewhere in the workspace and in this buffer, on this receiver
+expression and on receivers of the same name, whether it is the enclosing function's (an
+override calling its base), whether it is private, and how many of its name parts occur on the
+cursor line, in the enclosing function's name and in the lines above (`value =
+recv.get_value(`). The weights are a conditional logit fitted on tuning repositories
+(scripts/api_rank_fit.py). The prior also biases the model's choice among the candidates while
+the constrained name is spelled (constrain.py). The signature block uses the prefix-independent
+order so that typing more letters does not change the prompt header (a KV cache keeps it).
 """
 
 from __future__ import annotations
@@ -272,12 +272,9 @@ def _by_name(index: ApiIndex, current: ModuleInfo, text: str, offset: int,
 # --------------------------------------------------------------------------- ranking
 
 
-PRIOR_FEATURES = ("recv_uses", "elsewhere", "buffer", "same_receiver", "enclosing", "base_call")
-
-
 def prior_features(index: ApiIndex, current: ModuleInfo, site: ApiSite, members: list[Symbol],
                    text: str, offset: int) -> dict[str, dict[str, float]]:
-    """The evidence about each member name at this site, as counts (PRIOR_FEATURES): uses
+    """The evidence about each member name at this site, as counts: uses
     `recv.name` of this receiver expression elsewhere in the buffer (`recv_uses`); calls
     `x.name(` in the other workspace files (`elsewhere`) and in this buffer (`buffer`), both 0
     for dunder names (every class has them: `super().__init__(` everywhere); calls on
@@ -326,10 +323,10 @@ def prior_features(index: ApiIndex, current: ModuleInfo, site: ApiSite, members:
 NAME_FEATURES = ("recv_uses", "elsewhere", "buffer", "same_receiver", "enclosing", "base_call",
                  "private", "dunder", "line_overlap", "function_overlap", "near_overlap")
 _WORD = re.compile(r"[A-Za-z_]\w*")
-# rank_scores: the name prior is RANK_WEIGHTS . name_features, a conditional
-# logit (softmax over one site's members, truth = the name called there) fitted by
-# scripts/api_rank_fit.py ("ide-rank", l2 1e-3) on the tuning repositories' tasks (rich, pip,
-# _pytest, parso, docutils; BENCHMARKS.md "api").
+# rank_scores: the name prior is RANK_WEIGHTS . name_features, a conditional logit (softmax
+# over one site's members, truth = the name called there) fitted by scripts/api_rank_fit.py
+# ("ide-rank", l2 1e-3) on the tuning repositories' tasks (rich, pip, _pytest, parso,
+# docutils; BENCHMARKS.md "api").
 RANK_WEIGHTS = {"recv_uses": 0.851, "elsewhere": 0.347, "buffer": -0.004, "same_receiver": 1.028,
                 "enclosing": 1.546, "base_call": 3.812, "private": -1.069, "dunder": -0.45,
                 "line_overlap": 2.149, "function_overlap": 0.125, "near_overlap": 0.784}
@@ -338,9 +335,9 @@ RANK_WEIGHTS = {"recv_uses": 0.851, "elsewhere": 0.347, "buffer": -0.004, "same_
 def name_features(evidence: dict[str, dict[str, float]], names: list[str], text: str,
                   offset: int) -> list[list[float]]:
     """NAME_FEATURES of each name at `recv.` before `offset`: its `prior_features` evidence
-    (counts as log(1 + n)), whether it is private / dunder, and the share of its name parts (`split_name`) that occur on the cursor line
-    before the receiver (`value = recv.get_value(`), in the enclosing function's name, and in
-    the 5 lines above."""
+    (counts as log(1 + n)), whether it is private / dunder, and the share of its name parts
+    (`split_name`) that occur on the cursor line before the receiver (`value =
+    recv.get_value(`), in the enclosing function's name, and in the 5 lines above."""
     start = text.rfind("\n", 0, offset) + 1
     line = text[start:offset]
     m = re.search(r"([A-Za-z_][\w.]*)?[)\]]?\.\w*$", line)
