@@ -129,29 +129,13 @@ class SiteVotes:
         return out
 
     def votes(self, doc: str, path: str, names: list[str], k: int = 50) -> list[list[float]]:
-        start = doc.rfind("\n") + 1
-        m = re.search(r"([A-Za-z_][\w.]*)?[)\]]?\.\w*$", doc[start:])
-        head = doc[start:start + (m.start() if m else 0)]
-        recv = m.group(1) or "" if m else ""
-        query = " ".join(doc[:start].split("\n")[-4:-1]) + " " + head + " " + recv
-        q = words(query)
-        if not q:
-            return [[0.0, 0.0] for _ in names]
-        docs, scores = self.bm25.retrieve([q], k=min(len(self.sites), 400), show_progress=False,
-                                          n_threads=1)
-        wanted = set(names)
+        """Per name: its share of the BM25 score of the k best-matching call sites of the
+        names (relative to the best name), and whether it is the single best site's name."""
+        hits = self._retrieve(doc, path, names, k)
         got: dict[str, float] = {}
-        first = None
-        taken = 0
-        for d, sc in zip(docs[0], scores[0], strict=True):
-            file, name, _ = self.sites[int(d)]
-            if file == path or name not in wanted:
-                continue
-            got[name] = got.get(name, 0.0) + float(sc)
-            first = first or name
-            taken += 1
-            if taken >= k:
-                break
+        for name, score, _ in hits:
+            got[name] = got.get(name, 0.0) + score
+        first = hits[0][0] if hits else None
         top = max(got.values(), default=1.0) or 1.0
         return [[got.get(n, 0.0) / top, float(n == first)] for n in names]
 

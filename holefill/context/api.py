@@ -340,7 +340,7 @@ def name_features(evidence: dict[str, dict[str, float]], names: list[str], text:
     recv.get_value(`), in the enclosing function's name, and in the 5 lines above."""
     start = text.rfind("\n", 0, offset) + 1
     line = text[start:offset]
-    m = re.search(r"([A-Za-z_][\w.]*)?[)\]]?\.\w*$", line)
+    m = _SITE.search(line)  # the receiver and the dot: not words of the line
     head = line[: m.start()] if m else line
     above = " ".join(text[:start].split("\n")[-6:])
 
@@ -405,14 +405,13 @@ def rank(index: ApiIndex, members: list[Symbol], local: Counter | None = None,
     local = local or Counter()
 
     def key(s: Symbol):
-        privacy = 2 if s.name.startswith("__") else 1 if s.name.startswith("_") else 0
         if prior is not None:
             # the fitted prior puts private names after public ones unless the evidence is
             # strong (cross-file calls of private helpers are common: 6 of 30 jedi tasks)
-            privacy, score = 0, prior.get(s.name, 0.0)
-        else:
-            score = usage.get(s.name, 0) + LOCAL_WEIGHT * local.get(s.name, 0)
-        return (privacy, -score, -edited.get(s.path, 0.0), s.name)
+            return (-prior.get(s.name, 0.0), -edited.get(s.path, 0.0), s.name)
+        privacy = 2 if s.name.startswith("__") else 1 if s.name.startswith("_") else 0
+        uses = usage.get(s.name, 0) + LOCAL_WEIGHT * local.get(s.name, 0)
+        return (privacy, -uses, -edited.get(s.path, 0.0), s.name)
 
     return sorted(members, key=key)
 
