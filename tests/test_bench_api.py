@@ -104,3 +104,85 @@ def test_saved_tasks_load_back_identical_and_are_checked(tmp_path):
     path.write_text("{")
     with pytest.raises(SystemExit, match="cannot read task file"):
         bench.load_tasks(path, str(REPO))
+
+
+CART = '''
+class Cart:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add_item(self, name: str) -> None:
+        self.items.append(name)
+
+    def total(self) -> int:
+        return len(self.items)
+'''
+
+SHOP = '''
+from .cart import Cart
+
+
+def fill(names: list[str]) -> Cart:
+    cart = Cart()
+    for name in names:
+        cart.add_item(name)
+    return cart
+
+
+def count(cart: Cart) -> int:
+    return cart.total()
+'''
+
+CHECKOUT_TEST = '''
+import pygls
+from pygls.cart import Cart
+
+
+def test_total():
+    cart = Cart()
+    cart.add_item("a")
+    assert cart.total() == 1
+'''
+
+
+def test_tasks_on_a_checkout_of_an_installed_package(tmp_path):
+    """`holefill bench api --repo <httpx checkout>` found 0 tasks: the checkout's package is
+    also installed (not editable), and jedi resolved the checkout's own imports, relative ones
+    included, to the installed copy, whose functions are not in the index. Same structure here,
+    with pygls (installed with holefill) as the shadowed package."""
+    import importlib.util
+
+    installed = importlib.util.find_spec("pygls")
+    assert installed is not None and installed.origin and tmp_path not in Path(
+        installed.origin).parents
+    repo = tmp_path / "pygls"  # `git clone`: pygls/ holding the pygls/ package
+    (repo / "pygls").mkdir(parents=True)
+    (repo / "tests").mkdir()
+    (repo / "pyproject.toml").write_text('[project]\nname = "pygls"\n')
+    (repo / ".gitignore").write_text("__pycache__/\n*.egg-info/\nbuild/\ndist/\n")
+    (repo / "pygls" / "__init__.py").write_text("from .cart import Cart\n")
+    (repo / "pygls" / "cart.py").write_text(CART)
+    (repo / "pygls" / "shop.py").write_text(SHOP)
+    (repo / "tests" / "__init__.py").write_text("")
+    (repo / "tests" / "test_cart.py").write_text(CHECKOUT_TEST)
+    index = ApiIndex.build(repo)
+    assert index.stats.files == 5
+    tasks = bench.make_tasks(index, str(repo), n=20, seed=0, per_file=20)
+    assert {(Path(t["path"]).name, t["truth"]) for t in tasks} == {
+        ("shop.py", "add_item"), ("shop.py", "total"),
+        ("test_cart.py", "add_item"), ("test_cart.py", "total")}
+    for task in tasks:
+        owner = index.symbol(task["owner"])
+        assert owner is not None and Path(owner.path) == repo / "pygls" / "cart.py"
+    assert bench._version(str(repo)) is None  # not the installed pygls's version
+    assert bench._version(str(Path(installed.origin).parent)) is not None
+
+
+def test_workspace_paths_go_before_site_packages_after_the_stdlib():
+    from holefill.context.holes import _workspace_first
+
+    env = ["/py/lib/python311.zip", "/py/lib/python3.11", "/py/lib/python3.11/lib-dynload",
+           "/py/lib/python3.11/site-packages", "/home/u/.local/lib/python3.11/site-packages"]
+    assert _workspace_first(["/ws", "/ws/src"], env) == env[:3] + ["/ws", "/ws/src"] + env[3:]
+    assert _workspace_first(["/ws"], ["/ws", *env]) == env[:3] + ["/ws"] + env[3:]
+    assert _workspace_first(["/ws"], env[:3]) is None  # no site-packages: jedi's own order

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 import textwrap
 from pathlib import Path
 
@@ -243,3 +244,190 @@ def test_false_positive_rate_on_real_code():
         checked += 1
         flagged += bool(errors)
     assert flagged == 0
+
+
+# --------------------------------------------------------------------------- scopes of names
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def undefined(ws, suggestion: str, source: str) -> list[str]:
+    """The names check_suggestion reports as undefined (no type check)."""
+    return [e.message.split("'")[1] for e in check(ws, suggestion, source, typed=False)
+            if e.kind == "undefined-name"]
+
+
+def test_parameter_of_another_method_is_not_defined():
+    """The bug seen in examples/inventory.py:33:9: `name` is only a parameter of `remove`."""
+    path = EXAMPLES / "inventory.py"
+    text = path.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    offset = sum(len(line) + 1 for line in lines[:32]) + 8  # line 33, column 9 (1-based)
+    assert lines[32][:8] == " " * 8 and "def total_value(self)" in lines[30]
+    workspace = str(path.parent)
+    bad = "return self.items[name] * self.items[name].quantity"
+    errors = check_suggestion(text, offset, bad, str(path), workspace)
+    assert [(e.kind, e.message, e.line, e.column) for e in errors] == [
+        ("undefined-name", "name 'name' is not defined", 33, 26)]
+    good = "return sum(item.price * item.quantity for item in self.items.values())"
+    assert check_suggestion(text, offset, good, str(path), workspace) == []
+
+
+def test_class_attribute_read_unqualified_in_a_method(ws):
+    source = """
+        class Pricing:
+            rate = 0.2
+
+            def tax(self, amount: float) -> float:
+                return ▮
+    """
+    errors = check(ws, "amount * rate", source, typed=False)
+    assert kinds(errors) == ["undefined-name"] and errors[0].hint == "did you mean self.rate?"
+    assert undefined(ws, "amount * self.rate", source) == []
+    assert undefined(ws, "amount * Pricing.rate", source) == []
+    # the class body itself sees its names
+    source = "class Pricing:\n    rate = 0.2\n    double = ▮\n"
+    assert undefined(ws, "rate * 2", source) == []
+    assert undefined(ws, "ratio * 2", source) == ["ratio"]
+
+
+def test_closure_reads_the_enclosing_function(ws):
+    source = """
+        def make_counter(start: int):
+            total = start
+
+            def bump(step):
+                return ▮
+            return bump
+
+
+        def other(offset):
+            return offset
+    """
+    assert undefined(ws, "total + step + start", source) == []  # free variables, a parameter
+    assert undefined(ws, "(lambda: total + step)()", source) == []  # free in the suggestion
+    assert undefined(ws, "total + offset", source) == ["offset"]  # another function's parameter
+    # a class inside a function sees the function's names (not the class's from its methods)
+    source = """
+        def build(size):
+            class Box:
+                width = ▮
+            return Box
+    """
+    assert undefined(ws, "size * 2", source) == []
+    assert undefined(ws, "depth * 2", source) == ["depth"]
+
+
+def test_module_names_and_globals_in_a_function(ws):
+    source = """
+        import os
+
+        LIMIT = 10
+
+
+        def setup():
+            global CACHE
+            CACHE = {}
+
+
+        def use(key):
+            return ▮
+
+
+        def later():
+            pass
+    """
+    assert undefined(ws, "CACHE.get(key, LIMIT) or os.sep or later()", source) == []
+    assert undefined(ws, "CACHES.get(key)", source) == ["CACHES"]
+    source = """
+        def use():
+            global COUNT
+            COUNT = ▮
+    """
+    assert undefined(ws, "COUNT + 1", source) == []
+
+
+def test_name_bound_later_in_the_same_function(ws):
+    source = """
+        def f(items):
+            for item in items:
+                if ▮:
+                    break
+            result = len(items)
+            del gone
+            return result
+    """
+    assert undefined(ws, "result and gone", source) == []  # local (conservatively: bound later)
+    assert undefined(ws, "results", source) == ["results"]
+
+
+def test_comprehension_variables(ws):
+    source = """
+        def f(rows):
+            ▮
+    """
+    assert undefined(ws, "return [cell for row in rows for cell in row if cell]", source) == []
+    assert undefined(ws, "return {k: v for k, v in rows}", source) == []
+    assert undefined(ws, "return sum(x for x in rows)", source) == []
+
+
+@pytest.mark.skipif((3, 12) <= sys.version_info < (3, 16),
+                    reason="PEP 709: symtable merges a comprehension's names into the function's")
+def test_comprehension_variable_outside_the_comprehension(ws):
+    source = """
+        def f(rows):
+            total = [row for row in rows]
+            ▮
+    """
+    assert undefined(ws, "return row", source) == ["row"]
+    assert undefined(ws, "return [r for r in rows], r", source) == ["r"]
+
+
+def test_generator_variable_outside_the_generator(ws):
+    source = """
+        def f(rows):
+            total = sum(row for row in rows)
+            ▮
+    """
+    assert undefined(ws, "return row", source) == ["row"]
+
+
+def test_lambda_parameters(ws):
+    source = """
+        def cheapest(items):
+            return ▮
+    """
+    assert undefined(ws, "min(items, key=lambda item: item.price)", source) == []
+    assert undefined(ws, "min(items, key=lambda item: item.price) or item", source) == ["item"]
+    assert undefined(ws, "(lambda a, b=items: a + b)(1)", source) == []
+    assert undefined(ws, "(lambda a, b=a: a + b)(1)", source) == ["a"]  # defaults: outside
+
+
+def test_nonlocal(ws):
+    source = """
+        def counter():
+            count = 0
+
+            def bump():
+                nonlocal count
+                ▮
+            return bump
+
+
+        def other():
+            seen = 1
+            return seen
+    """
+    assert undefined(ws, "count += 1\n    return count", source) == []
+    assert undefined(ws, "return count + seen", source) == ["seen"]
+
+
+def test_parameter_of_the_enclosing_function(ws):
+    source = """
+        def outer(prefix, *rest, sep=", ", **extra):
+            def inner(word):
+                return ▮
+            return inner
+    """
+    assert undefined(ws, "prefix + sep.join(rest) + word + str(extra)", source) == []
+    assert undefined(ws, "prefix + suffix", source) == ["suffix"]

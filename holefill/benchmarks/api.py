@@ -179,6 +179,8 @@ def _version(repo: str) -> str | None:
     """The installed distribution's version for a site-packages directory, else None."""
     from importlib import metadata
 
+    if Path(repo).resolve().parent.name not in ("site-packages", "dist-packages"):
+        return None  # a checkout named like an installed package is not that version
     try:
         return metadata.version(Path(repo).name)
     except (metadata.PackageNotFoundError, ValueError):

@@ -9,10 +9,18 @@ cursor and reports, conservatively (a false error drops a good suggestion):
   out on its own, the whole file is judged the same way; when the document is already broken
   around the cursor, nothing is reported. The file itself is parsed once per document version
   (cached), so checking k drafts costs k block parses.
-- `undefined-name`: a name the suggestion reads that is not a builtin and is bound nowhere in the
-  spliced module (any scope: assignments, imports, definitions, parameters, loop/with/except/match
-  targets, `global`). Off when the module star-imports, calls `globals()`/`locals()`/`vars()`
-  or `exec`s code into its own namespace.
+- `undefined-name`: a name the suggestion reads that does not resolve in the scope where it is
+  read, by Python's rules as the stdlib `symtable` computes them (nothing is imported or run):
+  local to that function, lambda or comprehension (bound anywhere in it, before or after), free
+  from an enclosing function, declared `global`/`nonlocal`, bound at module level, or a builtin.
+  Class bodies are not visible from their methods (the hint then names `self.<name>`). The block
+  around the cursor gets its own symbol table per draft; the scopes enclosing a nested block come
+  from the table of the top-level block around it and the module-level bindings from the
+  document's parse (both cached per document version). Where the scope of a name is not known
+  (symtable fails, an annotation under `from __future__ import annotations`, ambiguous scopes),
+  the old rule applies: the name is reported only when it is bound nowhere in the spliced
+  module. Off when the module star-imports, calls `globals()`/`locals()`/`vars()` or `exec`s
+  code into its own namespace.
 - `unknown-attribute`: `obj.attr` where jedi infers `obj` to be only instances/classes of
   workspace classes (or workspace modules) whose members are all known (no `__getattr__`, every
   base class resolved in the workspace or a plain builtin/enum/typing base), `attr` is not among
@@ -33,6 +41,8 @@ import ast
 import builtins
 import io
 import re
+import symtable
+import sys
 import tokenize
 import warnings
 from collections import OrderedDict
@@ -94,7 +104,7 @@ def check_suggestion(text: str, offset: int, suggestion: str, path: str | None =
     new = text[:offset] + suggestion + text[offset:]
     span = (offset, offset + len(suggestion))
     base = _baseline(text, offset)
-    tree, errors = _syntax(text, offset, suggestion, new, base)
+    tree, errors, source = _syntax(text, offset, suggestion, new, base)
     if errors or tree is None:
         return errors
     lines = _LineIndex(new)
@@ -103,7 +113,10 @@ def check_suggestion(text: str, offset: int, suggestion: str, path: str | None =
     if base.bound is not None:
         bound, dynamic = _bound_names(ast.walk(tree))
         if not (dynamic or base.dynamic):
-            errors += _undefined(nodes, new, span, lines, base.bound | bound)
+            scopes = None
+            if any(isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) for n in nodes):
+                scopes = _scopes(text, offset, new, base, tree, source, line0, line1)
+            errors += _undefined(nodes, new, span, lines, base.bound | bound, scopes)
     with holes._LOCK:
         errors += _semantic(nodes, new, text, span, lines, path, workspace, expected)
     return errors
@@ -131,6 +144,10 @@ class _Baseline:
     dynamic: bool  # star imports, globals(), exec: names cannot be judged
     region: tuple[int, int, str] | None  # (start, end, header) of the smallest enclosing
     #   function/class or top-level block that parses on its own (after `header`) with a filler
+    fill: str | None = None  # the filler the whole document parses with
+    module_bound: set[str] | None = None  # names bound at module level or declared `global`
+    tables: _DocTables | None | bool = False  # symbol tables around the cursor (False: not
+    #   computed yet; None: they cannot be built)
 
 
 _BASELINES: OrderedDict[tuple[int, int, int], _Baseline] = OrderedDict()
@@ -149,7 +166,11 @@ def _baseline(text: str, offset: int) -> _Baseline:
         tree, err = _parse(text[:offset] + fill + text[offset:])
         if err is None:
             break
-    bound, dynamic = _bound_names(ast.walk(tree)) if tree is not None else (None, False)
+    declared: set[str] = set()
+    bound, dynamic = _bound_names(ast.walk(tree), declared) if tree is not None \
+        else (None, False)
+    good_fill = fill if tree is not None else None
+    module_bound = _module_names(tree) | declared if tree is not None else None
     region = None
     for start, end, header in _regions(text, offset):
         if tree is None and not header and not _DEF.match(text, start):
@@ -158,7 +179,8 @@ def _baseline(text: str, offset: int) -> _Baseline:
                for f in fillers):
             region = (start, end, header)
             break
-    base = _Baseline(bound=bound, dynamic=dynamic, region=region)
+    base = _Baseline(bound=bound, dynamic=dynamic, region=region, fill=good_fill,
+                     module_bound=module_bound)
     with holes._LOCK:
         _BASELINES[key] = base
         while len(_BASELINES) > 16:
@@ -191,28 +213,44 @@ def _fillers(text: str, offset: int) -> list[str]:
     return fillers
 
 
-def _syntax(text: str, offset: int, suggestion: str, new: str,
-            base: _Baseline) -> tuple[ast.Module | None, list[CheckError]]:
-    """(tree of the spliced block or file, syntax errors). Line numbers are the document's."""
+@dataclass
+class _Source:
+    """What the tree of the spliced block or file was parsed from."""
+
+    src: str
+    shift: int  # document line = line in `src` + shift
+    start: int | None  # offset of the cut-out region in the document; None: the whole file
+    header: str = ""  # "if 1:\n" before a nested region
+
+
+def _syntax(text: str, offset: int, suggestion: str, new: str, base: _Baseline
+            ) -> tuple[ast.Module | None, list[CheckError], _Source | None]:
+    """(tree of the spliced block or file, syntax errors, its source). Line numbers are the
+    document's."""
     if base.region is not None:
         start, end, header = base.region
-        tree, err = _parse(header + text[start:offset] + suggestion + text[offset:end])
+        src = header + text[start:offset] + suggestion + text[offset:end]
+        tree, err = _parse(src)
         shift = text.count("\n", 0, start) - header.count("\n")
         if err is not None and base.bound is not None:
             # confirm on the whole file: a region cut can split what the suggestion starts
             # (a decorator before the next top-level class)
             tree, err = _parse(new)
-            return (tree, []) if err is None else (None, [_syntax_error(err)])
+            if err is None:
+                return tree, [], _Source(new, 0, None)
+            return None, [_syntax_error(err)], None
         if err is not None:
             e = _syntax_error(err)
             e.line += shift
-            return None, [e]
+            return None, [e], None
         ast.increment_lineno(tree, shift)
-        return tree, []
+        return tree, [], _Source(src, shift, start, header)
     if base.bound is not None:  # no region could be cut out, the file parses: judge the file
         tree, err = _parse(new)
-        return (tree, []) if err is None else (None, [_syntax_error(err)])
-    return None, []  # broken around the cursor already: nothing to judge
+        if err is None:
+            return tree, [], _Source(new, 0, None)
+        return None, [_syntax_error(err)], None
+    return None, [], None  # broken around the cursor already: nothing to judge
 
 
 def _syntax_error(err: SyntaxError) -> CheckError:
@@ -361,8 +399,9 @@ def _span_nodes(tree: ast.AST, line0: int, line1: int):
         stack.extend(ast.iter_child_nodes(node))
 
 
-def _bound_names(nodes) -> tuple[set[str], bool]:
-    """Names bound by the nodes (any scope), and whether names are bound dynamically."""
+def _bound_names(nodes, declared: set[str] | None = None) -> tuple[set[str], bool]:
+    """Names bound by the nodes (any scope), and whether names are bound dynamically. Names
+    declared `global` are also added to `declared`."""
     bound: set[str] = set()
     dynamic = False
     for node in nodes:
@@ -379,6 +418,8 @@ def _bound_names(nodes) -> tuple[set[str], bool]:
                 bound.add(alias.asname or alias.name.split(".")[0])
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             bound.update(node.names)
+            if declared is not None and isinstance(node, ast.Global):
+                declared.update(node.names)
         elif isinstance(node, ast.ExceptHandler) and node.name:
             bound.add(node.name)
         elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
@@ -394,8 +435,43 @@ def _bound_names(nodes) -> tuple[set[str], bool]:
     return bound, dynamic
 
 
+def _module_names(tree: ast.Module) -> set[str]:
+    """Names bound at module level: assignments, `del`, imports, definitions, loop/with/except/
+    match targets, walrus targets, outside of function, class, lambda and comprehension scopes
+    (a walrus in a comprehension binds here too)."""
+    out: set[str] = set()
+    stack: list[ast.AST] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        parts = _scope_parts(node)
+        if parts is not None:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                out.add(node.name)
+            stack.extend(parts[0])
+            if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+                out.update(n.target.id for part in parts[1] for n in ast.walk(part)
+                           if isinstance(n, ast.NamedExpr) and isinstance(n.target, ast.Name))
+            continue
+        if isinstance(node, ast.Name):
+            if isinstance(node.ctx, (ast.Store, ast.Del)):
+                out.add(node.id)
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            out.update(a.asname or a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            out.add(node.name)
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+            out.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            out.add(node.rest)
+        stack.extend(ast.iter_child_nodes(node))
+    return out
+
+
 def _undefined(nodes: list[ast.AST], new: str, span: tuple[int, int], lines: _LineIndex,
-               bound: set[str]) -> list[CheckError]:
+               bound: set[str], scopes: _Scopes | None) -> list[CheckError]:
+    """Names the suggestion reads that do not resolve where they are read (`scopes`); where
+    their scope is not known, names bound nowhere in the module (`bound`)."""
     errors: list[CheckError] = []
     reported: set[str] = set()
     for node in sorted((n for n in nodes if isinstance(n, ast.Name)),
@@ -406,17 +482,302 @@ def _undefined(nodes: list[ast.AST], new: str, span: tuple[int, int], lines: _Li
         if not (span[0] <= start < span[1]):
             continue
         name = node.id
-        if name in bound or name in _BUILTIN_NAMES or name in _ALWAYS_DEFINED or name in reported:
+        if name in _BUILTIN_NAMES or name in _ALWAYS_DEFINED or name in reported:
             continue
         if start == span[0] and span[0] > 0 and (new[span[0] - 1].isalnum() or
                                                  new[span[0] - 1] == "_"):
             continue  # the cursor was inside the identifier: its start came from the document
+        resolved = scopes.resolves(node) if scopes is not None else None
+        if resolved if resolved is not None else name in bound:
+            continue
         reported.add(name)
-        close = _close_matches(name, bound | _BUILTIN_NAMES)
+        hint = scopes.class_attribute(node) if resolved is not None else None
+        if hint is None:
+            pool = scopes.visible(node) if resolved is not None else bound
+            close = _close_matches(name, pool | _BUILTIN_NAMES)
+            hint = f"did you mean {', '.join(close)}?" if close else None
         errors.append(CheckError("undefined-name", f"name '{name}' is not defined",
-                                 node.lineno, lines.char_col(node.lineno, node.col_offset),
-                                 f"did you mean {', '.join(close)}?" if close else None))
+                                 node.lineno, lines.char_col(node.lineno, node.col_offset), hint))
     return errors
+
+
+# Scopes: which symbol table a name of the spliced block is read in, and whether it resolves.
+
+_SCOPE_NAMES = {ast.Lambda: "lambda", ast.ListComp: "listcomp", ast.SetComp: "setcomp",
+                ast.DictComp: "dictcomp", ast.GeneratorExp: "genexpr"}
+# PEP 709 (3.12-3.15): list/set/dict comprehensions get no table of their own; their names are
+# merged into the enclosing function's table
+_INLINED_COMPREHENSIONS = sys.version_info >= (3, 12)
+_DEF_NAME = re.compile(r"[ \t]*(?:async[ \t]+def|def|class)[ \t]+(\w+)")
+
+
+def _symtable(src: str) -> symtable.SymbolTable | None:
+    """The module's symbol table (compiled, never run); None when it cannot be built (a
+    `nonlocal` without binding, a `global` after use, null bytes, absurd nesting)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return symtable.symtable(src, "<document>", "exec")
+    except Exception:
+        return None
+
+
+def _module_bound(top: symtable.SymbolTable, own: bool = True) -> set[str]:
+    """Names a module table binds at module level (assignments, imports, definitions, `del`,
+    loop/with/except/match targets) and names any of its scopes declares `global`. With
+    `own=False`, only the latter."""
+    out = set()
+    for name in top.get_identifiers():
+        sym = top.lookup(name)
+        if sym.is_declared_global() or own and (sym.is_assigned() or sym.is_imported()):
+            out.add(name)
+    return out
+
+
+@dataclass
+class _DocTables:
+    """Symbol tables of the document (with the neutral filler at the cursor): of the top-level
+    block around the cursor, or of the whole document when that block has none of its own."""
+
+    top: symtable.SymbolTable
+    shift: int  # document line = table line + shift
+
+    def chain(self, line: int, name: str) -> list[symtable.SymbolTable] | None:
+        """Tables from the top down to the function or class `name` defined at `line`."""
+        line -= self.shift
+        path = [self.top]
+        table = self.top
+        for _ in range(200):
+            kids = [c for c in table.get_children() if c.get_lineno() <= line]
+            hits = [c for c in kids if c.get_lineno() == line and c.get_name() == name
+                    and c.get_type() in ("function", "class")]
+            if len(hits) == 1:
+                return path + hits
+            if hits or not kids:
+                return None
+            table = kids[-1]  # the last scope starting before `line` is the one around it
+            path.append(table)
+        return None
+
+
+def _outer_chain(text: str, offset: int, base: _Baseline,
+                 start: int, name: str) -> list[symtable.SymbolTable] | None:
+    """The document's tables enclosing the definition `name` at offset `start` (module
+    excluded, innermost last): from the top-level block's table, else the whole document's
+    (cached per document version)."""
+    if base.fill is None:
+        return None
+    line = text.count("\n", 0, start) + 1
+    if base.tables is False:
+        base.tables = None
+        lo, hi = _top_level_block(text, offset)
+        if lo <= start:
+            top = _symtable(text[lo:offset] + base.fill + text[offset:hi])
+            if top is not None:
+                base.tables = _DocTables(top, text.count("\n", 0, lo))
+                if base.tables.chain(line, name) is None:
+                    base.tables = None
+        if base.tables is None:
+            top = _symtable(text[:offset] + base.fill + text[offset:])
+            base.tables = _DocTables(top, 0) if top is not None else None
+    path = base.tables.chain(line, name) if base.tables is not None else None
+    return path[1:-1] if path is not None else None
+
+
+def _scopes(text: str, offset: int, new: str, base: _Baseline, tree: ast.Module,
+            source: _Source | None, line0: int, line1: int) -> _Scopes | None:
+    """Scopes of the names in lines [line0, line1] of `tree`; None when unknown."""
+    if source is None:
+        return None
+    if source.start is not None:
+        if base.module_bound is None:
+            return None
+        top = _symtable(source.src)
+        if top is not None:
+            outer: list[symtable.SymbolTable] = []
+            if source.header:
+                m = _DEF_NAME.match(text, source.start)
+                path = _outer_chain(text, offset, base, source.start, m.group(1)) if m else None
+                if path is None:
+                    return None
+                outer = path
+            own = _module_bound(top, own=not source.header)
+            return _Scopes(tree, top, source.shift, line0, line1, base.module_bound | own,
+                           outer, nested=bool(source.header))
+        # the block has no table of its own (a `nonlocal` for a name of the enclosing
+        # function): judge the whole spliced file
+        tree, err = _parse(new)
+        if err is not None:
+            return None
+        source = _Source(new, 0, None)
+    top = _symtable(source.src)
+    if top is None:
+        return None
+    return _Scopes(tree, top, source.shift, line0, line1, _module_bound(top))
+
+
+class _Scopes:
+    """Symbol tables of a parsed source (the cut-out block or the whole spliced file), mapped
+    onto the names of its tree. A nested block (a method, an inner function) was compiled on its
+    own: names it leaves global are looked up in `outer`, the document's tables enclosing it
+    (module excluded, innermost last), then at module level (`module_bound`)."""
+
+    def __init__(self, tree: ast.Module, top: symtable.SymbolTable, shift: int, line0: int,
+                 line1: int, module_bound: set[str],
+                 outer: list[symtable.SymbolTable] | None = None, nested: bool = False) -> None:
+        self.top = top
+        self.shift = shift
+        self.module_bound = module_bound
+        self.outer = outer or []
+        self.nested = nested
+        # bound at the block's top level: in the scope around a nested block
+        self.top_bound = _module_bound(top) if nested else set()
+        # (line, column) of a Name read -> (its table or None when unknown, tables from the
+        # source's top down to it)
+        self.names: dict[tuple[int, int], tuple[symtable.SymbolTable | None, tuple]] = {}
+        self._walk(tree, line0, line1)
+
+    # ------------------------------------------------------------------ mapping
+
+    def _walk(self, tree: ast.Module, line0: int, line1: int) -> None:
+        stack: list[tuple[ast.AST, symtable.SymbolTable | None, tuple]] = [
+            (tree, self.top, (self.top,))]
+        while stack:
+            node, table, chain = stack.pop()
+            lineno = getattr(node, "lineno", None)
+            if lineno is not None:
+                end = getattr(node, "end_lineno", None) or lineno
+                for deco in getattr(node, "decorator_list", ()):
+                    lineno = min(lineno, deco.lineno)
+                if end < line0 or lineno > line1:
+                    continue
+            if isinstance(node, ast.Name):
+                if isinstance(node.ctx, ast.Load):
+                    self.names[(node.lineno, node.col_offset)] = (table, chain)
+                continue
+            parts = _scope_parts(node)
+            if parts is None:
+                stack.extend((c, table, chain) for c in ast.iter_child_nodes(node))
+                continue
+            outside, inside = parts
+            inner = self._child(table, node)
+            stack.extend((c, table, chain) for c in outside)
+            inner_chain = chain if inner is None or inner is table else chain + (inner,)
+            stack.extend((c, inner, inner_chain) for c in inside)
+
+    def _child(self, table: symtable.SymbolTable | None,
+               node: ast.AST) -> symtable.SymbolTable | None:
+        """The table of the scope `node` opens inside `table` (None: unknown or ambiguous)."""
+        if table is None or getattr(node, "type_params", None):
+            return None  # PEP 695 scopes in between: not mapped
+        if isinstance(node, ast.ClassDef):
+            kind, name = "class", node.name
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            kind, name = "function", node.name
+        else:
+            kind, name = "function", _SCOPE_NAMES[type(node)]
+        hits = [c for c in table.get_children()
+                if c.get_lineno() + self.shift == node.lineno and c.get_name() == name]
+        if len(hits) == 1:
+            return hits[0] if hits[0].get_type() == kind else None
+        if not hits and _INLINED_COMPREHENSIONS and name in ("listcomp", "setcomp", "dictcomp") \
+                and table.get_type() != "class":
+            return table  # inlined: its names live in the enclosing table
+        return None
+
+    # ------------------------------------------------------------------ resolution
+
+    def resolves(self, node: ast.Name) -> bool | None:
+        """Whether the name read at `node` is bound where it is read; None when unknown."""
+        table, _ = self.names.get((node.lineno, node.col_offset), (None, ()))
+        name = node.id
+        if table is None or name not in table.get_identifiers():
+            return None  # e.g. annotations under `from __future__ import annotations`
+        if table is self.top:
+            return self._outside(name, own=True)
+        sym = table.lookup(name)
+        if sym.is_local() or sym.is_free():
+            return True
+        if sym.is_declared_global():
+            return name in self.module_bound
+        return self._outside(name, own=False)  # global: bound by no function of the source
+
+    def _outside(self, name: str, own: bool) -> bool:
+        """Whether `name`, left global by the parsed source, is bound around it. `own`: it is
+        read at the source's top level, i.e. in the scope around a nested block itself (which
+        may be a class body); else class scopes are skipped."""
+        for i, table in enumerate(reversed(self.outer)):
+            if table.get_type() == "class" and not (own and i == 0):
+                continue
+            if i == 0 and name in self.top_bound:
+                return True
+            if name in table.get_identifiers():
+                sym = table.lookup(name)
+                if sym.is_local() or sym.is_free():
+                    return True
+                if sym.is_global():
+                    break  # no enclosing function binds it
+        return name in self.module_bound
+
+    def _tables_out(self, node: ast.Name) -> list[tuple[symtable.SymbolTable, bool]]:
+        """(table, visible) from the scope of `node` outwards, module excluded."""
+        table, chain = self.names[(node.lineno, node.col_offset)]
+        out = []
+        for t in reversed(chain):
+            if t is self.top:
+                break
+            out.append((t, t is table or t.get_type() != "class"))
+        top_level = table is self.top
+        for i, t in enumerate(reversed(self.outer)):
+            out.append((t, t.get_type() != "class" or (top_level and i == 0)))
+        return out
+
+    def visible(self, node: ast.Name) -> set[str]:
+        """Names bound where `node` is read (for close matches)."""
+        names = set(self.module_bound) | self.top_bound
+        for t, visible in self._tables_out(node):
+            if visible:
+                names.update(n for n in t.get_identifiers()
+                             if (s := t.lookup(n)).is_local() or s.is_free())
+        return names
+
+    def class_attribute(self, node: ast.Name) -> str | None:
+        """A hint when the unresolved name is an attribute of a class whose method reads it."""
+        tables = self._tables_out(node)
+        for i, (t, visible) in enumerate(tables):
+            if visible or node.id not in t.get_identifiers() or not t.lookup(node.id).is_local():
+                continue
+            method = tables[i - 1][0] if i > 0 else None
+            params = method.get_parameters() if isinstance(method, symtable.Function) else ()
+            recv = params[0] if params and params[0] in ("self", "cls") else t.get_name()
+            return f"did you mean {recv}.{node.id}?"
+        return None
+
+
+def _scope_parts(node: ast.AST) -> tuple[list[ast.AST], list[ast.AST]] | None:
+    """(parts evaluated in the enclosing scope, parts in the scope `node` opens); None when
+    `node` opens no scope."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+        args = node.args
+        outside: list[ast.AST] = list(args.defaults) + [d for d in args.kw_defaults if d]
+        if not isinstance(node, ast.Lambda):
+            outside += node.decorator_list
+            every = args.posonlyargs + args.args + args.kwonlyargs + [
+                a for a in (args.vararg, args.kwarg) if a is not None]
+            outside += [a.annotation for a in every if a.annotation is not None]
+            if node.returns is not None:
+                outside.append(node.returns)
+            return outside, list(node.body)
+        return outside, [node.body]
+    if isinstance(node, ast.ClassDef):
+        return node.decorator_list + node.bases + list(node.keywords), list(node.body)
+    if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+        first = node.generators[0]
+        inside: list[ast.AST] = [node.key, node.value] if isinstance(node, ast.DictComp) \
+            else [node.elt]
+        inside += [first.target, *first.ifs, *node.generators[1:]]
+        return [first.iter], inside
+    return None
 
 
 def _close_matches(name: str, names: set[str]) -> list[str]:

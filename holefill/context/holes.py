@@ -148,23 +148,58 @@ _GRAMMAR = parso.load_grammar()
 
 
 def _project(root: str | None) -> jedi.Project:
+    """The jedi project of a workspace (cached per root)."""
     key = root or ""
     with _LOCK:
         project = _PROJECTS.get(key)
-        if project is None:
-            added = []
-            if root:
-                added.append(root)
-                src = os.path.join(root, "src")
-                if os.path.isdir(src):
-                    added.append(src)
-            project = jedi.Project(root or os.getcwd(), smart_sys_path=False,
-                                   load_unsafe_extensions=False, added_sys_path=added)
-            _PROJECTS[key] = project
-            while len(_PROJECTS) > 8:
-                _PROJECTS.popitem(last=False)
+        if project is not None:
+            _PROJECTS.move_to_end(key)
+            return project
+    project = _new_project(root)  # outside the lock: it may ask a subprocess for sys.path
+    with _LOCK:
+        project = _PROJECTS.setdefault(key, project)
         _PROJECTS.move_to_end(key)
+        while len(_PROJECTS) > 8:
+            _PROJECTS.popitem(last=False)
         return project
+
+
+def _new_project(root: str | None) -> jedi.Project:
+    """Its root (and `src/`) come before the environment's site-packages, so that a checkout of
+    a package that is also installed (not in editable mode) resolves its own imports, relative
+    ones included, to the checkout's files rather than to the installed copy; they come after
+    the standard library, so that no workspace module shadows it. A root that is itself a
+    package (a directory of site-packages, say) stays at the end: its modules are not
+    top-level names."""
+    added = []
+    if root:
+        added.append(root)
+        src = os.path.join(root, "src")
+        if os.path.isdir(src):
+            added.append(src)
+    project = jedi.Project(root or os.getcwd(), smart_sys_path=False,
+                           load_unsafe_extensions=False, added_sys_path=added)
+    if root and not os.path.isfile(os.path.join(root, "__init__.py")):
+        try:
+            env_path = list(project.get_environment().get_sys_path())
+        except Exception:  # no usable environment: jedi falls back on its own
+            env_path = []
+        sys_path = _workspace_first(added, env_path)
+        if sys_path is not None:
+            project = jedi.Project(root, sys_path=sys_path, smart_sys_path=False,
+                                   load_unsafe_extensions=False)
+    return project
+
+
+def _workspace_first(added: list[str], env_path: list[str]) -> list[str] | None:
+    """`env_path` with the workspace directories `added` before its first site-packages (or
+    dist-packages) entry; None when it has none."""
+    ours = {os.path.normpath(a) for a in added}
+    rest = [e for e in env_path if os.path.normpath(e) not in ours]
+    for i, entry in enumerate(rest):
+        if os.path.basename(os.path.normpath(entry)) in ("site-packages", "dist-packages"):
+            return rest[:i] + list(added) + rest[i:]
+    return None
 
 
 def _read(path: str) -> tuple[str, Any] | None:
