@@ -7,7 +7,8 @@ import os
 from dataclasses import dataclass, fields
 from typing import Any
 
-EMBEDDED_MODEL = "embedded"
+EMBEDDED_MODEL = "embedded"  # the default built-in model, whichever it is
+DEFAULT_MODEL = "smollm2-135m"  # what "embedded" names (completion/model.py BUILTIN_MODELS)
 
 
 @dataclass
@@ -18,6 +19,11 @@ class Settings:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: str = "auto"  # auto | float32 | bfloat16 | int8 (weight-only, CPU)
     max_new_tokens: int = 48
+    # Fill-in-the-middle (completion/fim.py): auto (models whose tokenizer has FIM tokens see
+    # the text after the cursor) | off | qwen | starcoder | deepseek | codellama (template
+    # override; the remote backend guesses it from the served model's id under auto).
+    fim: str = "auto"
+    fim_suffix_chars: int = 1200  # text after the cursor in a FIM prompt (rounded to lines)
     # Tokens of file text before the cursor put in the prompt.
     max_prompt_tokens: int = 1536
     token_healing: bool = True

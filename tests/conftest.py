@@ -148,7 +148,7 @@ def embedded_tokenizer():
     from holefill.completion.model import ModelError, embedded_model_dir
 
     try:
-        path, _ = embedded_model_dir(download=False)
+        path, _ = embedded_model_dir(download=False, name="smollm2-135m")
     except ModelError as exc:
         pytest.skip(str(exc))
     return AutoTokenizer.from_pretrained(str(path), local_files_only=True)

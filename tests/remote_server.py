@@ -1,5 +1,7 @@
 """A real OpenAI-compatible server for the remote-backend tests: llama.cpp's server from
-llama-cpp-python (`pip install -e ".[remote]"`), serving the embedded GGUF on a free local port.
+llama-cpp-python (`pip install -e ".[remote]"`) on a free local port, serving SmolLM2-135M (the
+`llama_server` fixture) or Qwen2.5-Coder-0.5B (`qwen_server`, for fill-in-the-middle; its GGUF
+is fetched into holefill's cache once, 491 MB).
 
 Without llama-cpp-python the tests that use it are skipped, unless HOLEFILL_REQUIRE_REMOTE=1
 (CI's remote step) makes that a failure.
@@ -46,7 +48,8 @@ class LlamaServer:
     def start(self) -> LlamaServer:
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf),
                "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "4096",
-               "--n_threads", "1", "--n_threads_batch", "1", "--logits_all", "false", "--verbose", "true",
+               "--n_threads", "1", "--n_threads_batch", "1", "--logits_all", "false",
+               "--verbose", "true",
                # the server itself must not end a request when another arrives: every client
                # disconnect in its log is then one of ours
                "--interrupt_requests", "false"]
@@ -94,9 +97,18 @@ def require_llama_cpp() -> None:
 
 
 def embedded_gguf() -> Path:
-    from holefill.completion.model import find_embedded_gguf
+    """SmolLM2-135M's GGUF (no FIM tokens)."""
+    from holefill.completion.model import BUILTIN_MODELS, find_gguf
 
-    return find_embedded_gguf()
+    return find_gguf(BUILTIN_MODELS["smollm2-135m"])
+
+
+def qwen_gguf() -> Path:
+    """Qwen2.5-Coder-0.5B's GGUF (FIM tokens; the served model id is its path, which names
+    the family)."""
+    from holefill.completion.model import BUILTIN_MODELS, find_gguf
+
+    return find_gguf(BUILTIN_MODELS["qwen2.5-coder-0.5b"])
 
 
 @pytest.fixture(scope="module")
@@ -104,5 +116,14 @@ def llama_server():
     """One llama.cpp server per test module (start-up takes about a second)."""
     require_llama_cpp()
     server = LlamaServer(embedded_gguf()).start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def qwen_server():
+    """A llama.cpp server with Qwen2.5-Coder-0.5B, once per module, for the tests that ask."""
+    require_llama_cpp()
+    server = LlamaServer(qwen_gguf()).start()
     yield server
     server.close()

@@ -45,7 +45,7 @@ def test_model_info_names_model_files_device_and_dtype():
     assert proc.returncode == 0, proc.stderr
     info = json.loads(proc.stdout)
     assert Path(info["path"]).is_dir() and info["source"].endswith(".gguf")
-    assert info["device"] == "cpu" and info["dtype"] in ("int8", "bfloat16", "float32")
+    assert info["device"] == "cpu" and info["dtype"] in ("int4", "int8", "bfloat16", "float32")
     assert info["decoder"] == "holefill"
     assert info["cache_mode"] == "pie" and info["pie"] == "available"
 

@@ -21,7 +21,7 @@ def vocab():
 
     from holefill.completion.model import embedded_model_dir
 
-    path, _ = embedded_model_dir()
+    path, _ = embedded_model_dir(name="smollm2-135m")
     return healing.TokenTexts(AutoTokenizer.from_pretrained(str(path)))
 
 

@@ -85,7 +85,7 @@ def test_split_forward_equals_full_forward(dec):
     assert torch.allclose(dec.logits(x), full, atol=1e-5)
 
 
-@pytest.fixture(scope="module", params=["float32", "int8"])
+@pytest.fixture(scope="module", params=["float32", "int8", "int4"])
 def dec_any(request):
     return Decoder(tiny_model(), request.param)
 
@@ -93,7 +93,7 @@ def dec_any(request):
 def same(a: torch.Tensor, b: torch.Tensor, dec: Decoder) -> bool:
     """Bit for bit with int8 weights (the CPU default: int8 GEMV rows do not depend on the
     row count); float32 GEMM rounds a few rows differently from GEMV (~1e-7)."""
-    if dec.layers[0].qkv.fmt == "int8":
+    if dec.layers[0].qkv.fmt in ("int8", "int4"):
         return torch.equal(a, b)
     return torch.allclose(a, b, atol=1e-5, rtol=1e-5)
 
@@ -316,8 +316,9 @@ def engine():
     from holefill.completion.engine import CompletionEngine
     from holefill.config import Settings
 
-    return CompletionEngine.load(Settings(drafts=1, check_suggestions=False, api_context=False,
-                                          max_new_tokens=24))
+    # the shipped heads were trained for SmolLM2-135M
+    return CompletionEngine.load(Settings(model="smollm2-135m", drafts=1, check_suggestions=False,
+                                          api_context=False, max_new_tokens=24))
 
 
 def _complete(engine, text, **settings):
@@ -385,8 +386,7 @@ def test_real_heads_refuse_another_model_or_tokenizer(engine, tmp_path):
     from holefill.completion.engine import CompletionEngine
 
     other = CompletionEngine(
-        type("L", (), {"tokenizer": engine.tokenizer, "hf_model": engine.hf_model,
-                       "info": engine.info})(),
-        engine.settings.updated({"exit_heads": str(path), "early_exit": "selfspec"}))
+        engine.loaded, engine.settings.updated({"exit_heads": str(path),
+                                                "early_exit": "selfspec"}))
     assert other.exit_heads() is None
     assert _complete(other, PROMPTS[0])[0] == _complete(engine, PROMPTS[0])[0]

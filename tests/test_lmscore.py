@@ -15,7 +15,7 @@ AFTER = "\n\ndef save(path, data):\n    open(path, 'w').write(data)\n"
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    path, _ = embedded_model_dir(download=False)
+    path, _ = embedded_model_dir(download=False, name="smollm2-135m")
     return AutoTokenizer.from_pretrained(str(path))
 
 

@@ -26,7 +26,7 @@ def tiny_model(vocab: int = 40):
     return LlamaForCausalLM(config).eval()
 
 
-@pytest.fixture(scope="module", params=["float32", "int8"])
+@pytest.fixture(scope="module", params=["float32", "int8", "int4"])
 def dec(request):
     return Decoder(tiny_model(), request.param)
 
@@ -37,7 +37,7 @@ PROMPT = torch.randint(0, 40, (30,), generator=torch.Generator().manual_seed(3))
 def same(a: torch.Tensor, b: torch.Tensor, dec: Decoder) -> bool:
     """Bit for bit with int8 weights (the CPU default: int8 GEMV rows do not depend on the
     row count); float32 GEMM rounds a few rows differently from GEMV (~1e-7)."""
-    if dec.layers[0].qkv.fmt == "int8":
+    if dec.layers[0].qkv.fmt in ("int8", "int4"):
         return torch.equal(a, b)
     return torch.allclose(a, b, atol=1e-5, rtol=1e-5)
 

@@ -1,34 +1,50 @@
 """The openai backend (holefill/completion/remote.py) against a real OpenAI-compatible server:
-llama.cpp's server from llama-cpp-python serving the embedded GGUF (tests/remote_server.py).
-What the server did is read from its own log: client disconnects, prefix-cache hits."""
+llama.cpp's server from llama-cpp-python serving the embedded GGUF, and Qwen2.5-Coder-0.5B for
+fill-in-the-middle (tests/remote_server.py). What the server did is read from its own log:
+client disconnects, prefix-cache hits."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import re
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from lsprotocol import types
-from remote_server import LlamaServer, embedded_gguf, free_port, llama_server, require_llama_cpp
+from remote_server import (
+    LlamaServer,
+    embedded_gguf,
+    free_port,
+    llama_server,
+    qwen_server,
+    require_llama_cpp,
+)
 
 from holefill.completion.engine import CompletionRequest
+from holefill.completion.fim import TEMPLATES, suffix_window
 from holefill.completion.model import ModelError
 from holefill.completion.remote import (
     EndpointError,
     RemoteEngine,
     base_url,
     build_prompt,
+    fim_heal,
     parse_usage,
+    unheal,
 )
 from holefill.config import Settings
-from holefill.context.prompt import CLOSE, OPEN
+from holefill.context.prompt import CLOSE, OPEN, context_header, error_feedback
+from holefill.context.report import estimate_tokens
+from holefill.kvcache.window import window_chars, window_start
 
-__all__ = ["llama_server"]  # the fixture, imported for pytest
+__all__ = ["llama_server", "qwen_server"]  # the fixtures, imported for pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
@@ -111,6 +127,222 @@ def test_prompt_has_the_api_block_and_error_feedback() -> None:
     off, _ = build_prompt(text, len(text), Settings().updated({"api_context": False}), path,
                           str(repo), ApiIndex.build(repo))
     assert off == text[-len(off):]
+
+
+# -- fill-in-the-middle prompts (no server) ------------------------------------------------------
+
+QWEN = TEMPLATES["qwen"]
+PRE, SUF, MID = "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"
+# Only the suffix says what the middle must write: `total` and `count`, which it returns.
+MEAN = "def mean(values: list[float]) -> float:\n    "
+MEAN_SUFFIX = "\n    return total / count\n"
+
+
+def long_doc() -> str:
+    return "".join(f"value_{i} = compute({i}, scale=2)  # line {i}\n" for i in range(200))
+
+
+def line_start(doc: str, number: int) -> int:
+    return doc.index(f"value_{number} = ")
+
+
+def test_fim_prompt_is_the_local_sessions_layout() -> None:
+    """head PRE [window up to the cursor's line] SUF [cursor to the suffix window's end] MID
+    [the line before the cursor], with the local session's windows; the suffix is there."""
+    doc = long_doc()
+    s = Settings().updated({"max_prompt_tokens": 96, "fim_suffix_chars": 300})
+    line = line_start(doc, 120)
+    offset = line + len("value_120 = comp")
+    start = window_start(doc, offset, window_chars(96)[1])
+    end = suffix_window(doc, offset, 300)
+    assert 0 < start < line and doc[start - 1] == "\n"  # a window, at a line start
+    assert offset < end < len(doc) and doc[end - 1] == "\n"
+    prompt, hole = build_prompt(doc, offset, s, template=QWEN)
+    assert hole is None
+    assert prompt == (PRE + doc[start:line] + SUF + doc[offset:end] + MID + "value_120 = comp")
+    assert SUF + "ute(120, scale=2)  # line 120\nvalue_121 = " in prompt  # the suffix
+    assert "# line 119\n" + SUF in prompt  # the prefix ends at the cursor line's start
+    assert prompt == build_prompt(doc, offset, s, template=QWEN)[0]  # deterministic
+    # The whole small file when it fits; no head without snippets (plain FIM).
+    small = MEAN + MEAN_SUFFIX
+    assert build_prompt(small, len(MEAN), Settings(), template=QWEN)[0] == (
+        PRE + "def mean(values: list[float]) -> float:\n" + SUF + MEAN_SUFFIX + MID)
+
+
+def test_fim_prompt_leaves_the_trailing_blanks_to_the_model() -> None:
+    """The cursor line's text goes after MID without its trailing blanks: the model writes an
+    indentation as it was trained to spell it (`"   " " total"`), and the drafts lose them."""
+    text = "def f(x):\n    y = \n"
+    offset = text.index("= ") + 2
+    assert fim_heal(text, offset) == " "
+    assert build_prompt(text, offset, Settings(), template=QWEN)[0].endswith(MID + "    y =")
+    assert fim_heal(MEAN, len(MEAN)) == "    " and fim_heal("x\n\tab", 4) == ""
+    assert build_prompt(MEAN, len(MEAN), Settings(), template=QWEN)[0].endswith(SUF + MID)
+    assert unheal("    total = 0\n    n = 1", "    ") == "total = 0\n    n = 1"
+    assert unheal("  ", "    ") == ""  # still writing the blanks
+    assert unheal("  return x", "        ") == "return x"  # another indentation: its own
+    assert unheal(" 2", " ") == "2" and unheal("x", "") == "x"
+
+
+def test_fim_prompt_is_stable_for_the_prefix_cache() -> None:
+    """Typing on the cursor's line only appends to the prompt (blanks too: they append
+    nothing until the next character); moving to another line keeps the prompt up to the end
+    of the prefix window that both share."""
+    doc = long_doc()
+    s = Settings().updated({"max_prompt_tokens": 96, "fim_suffix_chars": 300})
+    line = line_start(doc, 120)
+    offset = line + len("value_120 = ")
+    prompts = []
+    for typed in ["", "c", "co", "com", "comp", "comp ", "comp +", "comp + 1"]:
+        text = doc[:offset] + typed + doc[offset:]
+        prompts.append(build_prompt(text, offset + len(typed), s, template=QWEN)[0])
+    for before, after in zip(prompts, prompts[1:], strict=False):
+        assert after.startswith(before), (before[-40:], after[-40:])
+    assert prompts[0].endswith(MID + "value_120 =")  # its blank is the model's
+    assert prompts[-1] == prompts[0] + " comp + 1"
+    assert prompts[5] == prompts[4]  # a blank: nothing yet
+    # Another line: the window start stays put, so the prompt up to SUF of the upper line
+    # is the lower line's too; what changes begins at the prefix window's end.
+    lower = line_start(doc, 122) + 4
+    window = window_chars(96)[1]
+    assert window_start(doc, lower, window) == window_start(doc, offset, window)
+    moved = build_prompt(doc, lower, s, template=QWEN)[0]
+    shared = prompts[0][:prompts[0].index(SUF)]
+    assert moved.startswith(shared) and not moved.startswith(shared + SUF)
+
+
+def _hole_files(tmp_path: Path) -> tuple[str, str, str, Settings]:
+    (tmp_path / "models.py").write_text(
+        "from dataclasses import dataclass\n\n\n@dataclass\nclass Model:\n    count: int = 0\n")
+    text = "from models import Model\n\n\ndef bump(model: Model) -> Model:\n    return "
+    return text, str(tmp_path / "app.py"), str(tmp_path), Settings().updated(
+        {"typed_holes": True})
+
+
+def test_fim_prompt_has_the_repository_format(tmp_path) -> None:
+    """Other files' snippets (here the typed hole's definitions) in Qwen's repository format,
+    the current file's path last, the error-round feedback after it, then the FIM prompt; no
+    comment block."""
+    text, path, ws, s = _hole_files(tmp_path)
+    feedback = error_feedback(["name 'nope' is not defined"])
+    files = context_header(text, len(text), s, estimate_tokens, path, ws).files
+    assert [p for p, _ in files] == ["models.py"] and "class Model:" in files[0][1]
+    prompt, hole = build_prompt(text, len(text), s, path, ws, feedback=feedback, template=QWEN)
+    assert hole is not None and hole.expected.type == "Model"
+    head = f"<|repo_name|>{tmp_path.name}\n" + "".join(
+        f"<|file_sep|>{p}\n{t}" for p, t in files) + "<|file_sep|>app.py\n" + feedback
+    line = text.rindex("\n") + 1
+    assert prompt == head + PRE + text[:line] + SUF + MID + "    return"
+    assert OPEN not in prompt and CLOSE not in prompt
+    # A file in a package is named by its path in the workspace.
+    (tmp_path / "pkg").mkdir()
+    nested = build_prompt(text, len(text), s, str(tmp_path / "pkg" / "app.py"), ws,
+                          template=QWEN)[0]
+    assert "<|file_sep|>pkg/app.py\n" + PRE in nested
+
+
+def test_fim_prompt_deepseek_names_files_in_comments(tmp_path) -> None:
+    """DeepSeek-Coder has no repository tokens: each file under a `# path` line."""
+    text, path, ws, s = _hole_files(tmp_path)
+    files = context_header(text, len(text), s, estimate_tokens, path, ws).files
+    prompt, _ = build_prompt(text, len(text), s, path, ws, template=TEMPLATES["deepseek"])
+    line = text.rindex("\n") + 1
+    assert prompt == ("".join(f"# {p}\n{t}" for p, t in files) + "# app.py\n"
+                      + "<｜fim▁begin｜>" + text[:line] + "<｜fim▁hole｜>" + "<｜fim▁end｜>"
+                      + "    return")
+    assert prompt.startswith(
+        "# models.py\n@dataclass\nclass Model:\n    count: int = 0\n# app.py\n")
+
+
+def down_engine(**extra: object) -> RemoteEngine:
+    """An engine on an endpoint nobody listens on (load only warns)."""
+    return RemoteEngine.load(settings(f"http://127.0.0.1:{free_port()}", request_retries=0,
+                                      **extra))
+
+
+def test_fim_template_from_the_model_id_and_its_stops_in_the_body() -> None:
+    engine = down_engine(model="Qwen/Qwen2.5-Coder-7B")
+    try:
+        assert engine.fim is QWEN
+        assert engine.capabilities()["fim"] == "available (qwen template, from the model id)"
+        body = engine._body("p", 1, 8, 0.0)
+        assert body["stop"] == list(QWEN.stops) and "<|endoftext|>" in body["stop"]
+        assert body["cache_prompt"] is True and "skip_special_tokens" not in body
+        engine.flavour = "vllm"  # vLLM matches stops in the text: special tokens must be in it
+        body = engine._body("p", 1, 8, 0.0)
+        assert body["skip_special_tokens"] is False and "cache_prompt" not in body
+    finally:
+        engine.close()
+    engine = down_engine(model="my-finetune", fim="starcoder")
+    try:
+        assert engine.fim is TEMPLATES["starcoder"]
+        assert engine.capabilities()["fim"] == (
+            "available (starcoder template, from the setting fim)")
+    finally:
+        engine.close()
+    engine = down_engine()  # the model is not known yet
+    try:
+        assert engine.fim is None and "stop" not in engine._body("p", 1, 8, 0.0)
+        assert engine.capabilities()["fim"].startswith("unavailable until the endpoint")
+    finally:
+        engine.close()
+
+
+def test_fim_off_gives_the_prefix_only_prompt(tmp_path) -> None:
+    engine = down_engine(model="Qwen/Qwen2.5-Coder-7B", fim="off")
+    try:
+        assert engine.fim is None and "stop" not in engine._body("p", 1, 8, 0.0)
+        assert engine.capabilities()["fim"].startswith("off")
+    finally:
+        engine.close()
+    text, path, ws, s = _hole_files(tmp_path)
+    assert build_prompt(text, len(text), s, path, ws, template=None)[0] == build_prompt(
+        text, len(text), s, path, ws)[0]
+    assert build_prompt(text, len(text), s, path, ws)[0].endswith(CLOSE + "\n\n" + text)
+
+
+def test_bad_fim_setting_is_a_load_error() -> None:
+    with pytest.raises(ModelError, match="setting fim: 'bogus' is not one of auto, off, qwen"):
+        RemoteEngine.load(settings("http://127.0.0.1:9", fim="bogus"))
+
+
+def test_fim_request_through_a_mock_endpoint() -> None:
+    """The whole request path without a model: the served id picks the template, the body
+    carries the FIM prompt and the stops, and the draft loses the blanks the prompt left out."""
+    bodies: list[dict] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/models":
+            return httpx.Response(200, json={"data": [
+                {"id": "Qwen/Qwen2.5-Coder-7B", "owned_by": "vllm"}]})
+        bodies.append(json.loads(request.content))
+        chunks = ["    total", " = sum(values)\n", "    count = len(values)\n"]
+        events = [{"choices": [{"index": 0, "text": c, "finish_reason": None}]} for c in chunks]
+        events.append({"choices": [{"index": 0, "text": "", "finish_reason": "stop"}]})
+        sse = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+        return httpx.Response(200, text=sse, headers={"content-type": "text/event-stream"})
+
+    engine = RemoteEngine(settings("http://mock:8000"))
+    try:
+        async def mock_client() -> httpx.AsyncClient:
+            await engine._client.aclose()
+            return httpx.AsyncClient(base_url=engine.base, transport=httpx.MockTransport(handler))
+
+        engine._client = engine._run(mock_client(), 5.0)
+        assert engine.fim is None
+        engine.resolve_model()
+        assert engine.fim is QWEN and engine.flavour == "vllm"
+        text = MEAN + MEAN_SUFFIX
+        result = engine.complete(CompletionRequest(text=text, offset=len(MEAN)))
+        body = bodies[-1]
+        assert body["prompt"] == build_prompt(text, len(MEAN), engine.settings,
+                                              template=QWEN)[0]
+        assert body["prompt"].endswith(SUF + MEAN_SUFFIX + MID)
+        assert body["stop"] == list(QWEN.stops) and body["skip_special_tokens"] is False
+        assert [item.text for item in result.items] == ["total = sum(values)\n    count = "
+                                                        "len(values)"]
+    finally:
+        engine.close()
 
 
 def test_usage_with_cached_tokens() -> None:
@@ -204,6 +436,41 @@ def test_model_info_lists_capabilities(llama_server: LlamaServer) -> None:
         assert caps[name].startswith("unavailable"), caps
     for name in ("typed_holes", "api_context", "error_rounds", "checks", "postprocess", "drafts"):
         assert caps[name].startswith("available"), caps
+    assert caps["fim"].startswith("unavailable: the model id"), caps  # SmolLM2: no FIM tokens
+
+
+@pytest.mark.slow
+def test_fim_completion_through_the_server(qwen_server: LlamaServer) -> None:
+    """Qwen2.5-Coder-0.5B fills a middle that only the suffix explains: `return total / count`
+    follows the cursor, so the right middle computes both (without the suffix the model
+    returns `sum(values) / len(values)` at once). Greedy: drafts=1, temperature 0."""
+    # The server reads the special tokens spelled out in the prompt as special tokens.
+    reply = httpx.post(f"{qwen_server.url}/v1/completions", timeout=TIMEOUT, json={
+        "prompt": PRE + SUF + MID, "max_tokens": 1, "temperature": 0.0}).json()
+    assert reply["usage"]["prompt_tokens"] == 3, reply
+    engine = RemoteEngine.load(settings(qwen_server.url, error_rounds=0))
+    try:
+        assert "qwen2.5-coder" in (engine.model_name or "")  # the id is the GGUF's path
+        assert engine.fim is QWEN, engine.capabilities()["fim"]
+        text = MEAN + MEAN_SUFFIX
+        result = engine.complete(CompletionRequest(text=text, offset=len(MEAN), doc_id="m"))
+        assert result.items, result.rejected
+        middle = result.items[0].text
+        print("fim suggestion:", repr(middle), result.timings_ms)
+        tree = ast.parse(MEAN + middle + MEAN_SUFFIX)  # spliced, it is valid Python
+        stored = {node.id for node in ast.walk(tree)
+                  if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+        assert {"total", "count"} <= stored, middle  # the names only the suffix needs
+        read = {node.id for node in ast.walk(ast.parse(textwrap.dedent("    " + middle)))
+                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+        assert "values" in read, middle  # computed from the argument (never executed here)
+        # Typing on the line only appends to the prompt: the server's cache holds the rest.
+        typed = MEAN + "total" + MEAN_SUFFIX
+        engine.complete(CompletionRequest(text=typed, offset=len(MEAN) + 5, doc_id="m"))
+        remaining = re.findall(r"prefix-match hit, remaining (\d+) prompt", qwen_server.log())
+        assert remaining and int(remaining[-1]) <= 3, qwen_server.log()[-800:]
+    finally:
+        engine.close()
 
 
 # -- end to end through `holefill serve` --------------------------------------------------------

@@ -37,7 +37,7 @@ def tok():
 
     from holefill.completion.model import embedded_model_dir
 
-    path, _ = embedded_model_dir()
+    path, _ = embedded_model_dir(name="smollm2-135m")
     return AutoTokenizer.from_pretrained(str(path))
 
 

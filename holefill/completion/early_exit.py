@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from holefill.completion.decoder import Decoder, Linear
+from holefill.completion.decoder import Decoder, Linear, LMHead
 from holefill.completion.lookup import PromptLookup
 
 FORMAT = "holefill-exit-heads/1"
@@ -49,14 +49,18 @@ class HeadsMismatch(ValueError):
     """The heads file was trained for another model or tokenizer."""
 
 
-def model_fingerprint(hf_model) -> str:
+def model_fingerprint(model) -> str:
     """Identity of a model's weights, independent of device and of fp32/bf16 loading: shape of
-    the config plus a strided sample of the embedding and the final norm, rounded to bf16."""
-    cfg = hf_model.config
+    the config plus a strided sample of the embedding and the final norm, rounded to bf16.
+    `model`: a transformers model or the engine's Decoder."""
+    cfg = model.config
     h = hashlib.sha256(f"{cfg.model_type}:{cfg.num_hidden_layers}:{cfg.hidden_size}:"
                        f"{cfg.vocab_size}".encode())
-    inner = hf_model.model
-    for t in (inner.embed_tokens.weight[::257], inner.norm.weight):
+    if isinstance(model, Decoder):
+        embed, norm = model.embed, model.norm
+    else:
+        embed, norm = model.model.embed_tokens.weight, model.model.norm.weight
+    for t in (embed[::257], norm):
         h.update(t.detach().to("cpu", torch.bfloat16).view(torch.int16).numpy().tobytes())
     return h.hexdigest()[:32]
 
@@ -129,7 +133,7 @@ class ExitHeads:
         save_file(tensors, str(path), metadata={**self.meta, "format": FORMAT})
 
     @classmethod
-    def load(cls, path: str | Path, hf_model=None, tokenizer=None) -> ExitHeads:
+    def load(cls, path: str | Path, model=None, tokenizer=None) -> ExitHeads:
         """Load a heads file; with a model and tokenizer given, refuse a file trained for
         others (its adapters would be meaningless, its vocabulary ids wrong)."""
         from safetensors import safe_open
@@ -142,7 +146,7 @@ class ExitHeads:
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
         if meta.get("format") != FORMAT:
             raise HeadsMismatch(f"{path}: not an exit heads file of format {FORMAT}")
-        if hf_model is not None and meta.get("model_fingerprint") != model_fingerprint(hf_model):
+        if model is not None and meta.get("model_fingerprint") != model_fingerprint(model):
             raise HeadsMismatch(f"{path} was trained for another model "
                                 f"({meta.get('model_name', '?')}); retrain it with "
                                 "scripts/train_exit_heads.py")
@@ -211,14 +215,11 @@ def _norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     return weight * rms(x, eps).to(x.dtype)
 
 
-def _subset_linear(lin: Linear, rows: torch.Tensor) -> Linear:
+def _subset_linear(head: LMHead, rows: torch.Tensor) -> Linear:
     """The LM head restricted to `rows`, in the head's own format (int8 rows are re-quantised
-    from their dequantised values, which gives back the same int8 values and scales)."""
-    if lin.fmt == "int8":
-        w = lin.weight[rows].float() * lin.scale[rows].float()[:, None]
-    else:
-        w = lin.weight[rows]
-    return Linear(w, None, lin.fmt)
+    from their dequantised values, which gives back the same int8 values and scales; int4 rows
+    come from the head's bf16 copy)."""
+    return Linear(head.rows(rows), None, head.fmt)
 
 
 @dataclass
@@ -259,7 +260,7 @@ class Stepper:
         self.exit_layer = exit_layer
         # Verification runs below Linear.PREFILL_ROWS rows so that an int8 decoder uses the
         # same int8 kernels as a plain step (its bf16 prefill weights would change the logits).
-        self.tokens = max(1, min(tokens, Linear.PREFILL_ROWS - 1))
+        self.tokens = max(1, min(tokens, Linear.PREFILL_ROWS.get(decoder.dtype_name, 8) - 1))
         # Drafting stops at a draft the exit head is less sure of: an unsure draft is usually
         # rejected, and stopping early costs nothing (the verifier then finishes the layers of
         # the tokens drafted so far, the work a plain step would have done anyway).

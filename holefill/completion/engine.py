@@ -17,15 +17,21 @@ from dataclasses import dataclass, field
 
 import torch
 
-from holefill.completion import early_exit, healing, superposed
+from holefill.completion import early_exit, fim, healing, superposed
 from holefill.completion.constrain import NameConstraint
 from holefill.completion.decoder import Decoder, UnsupportedModel
 from holefill.completion.lookup import PromptLookup
 from holefill.completion.model import LoadedModel, ModelInfo, load_model
-from holefill.completion.postprocess import analyze_cursor, clean_suggestion, should_stop
+from holefill.completion.postprocess import (
+    analyze_cursor,
+    clean_suggestion,
+    infill_block,
+    should_stop,
+)
 from holefill.config import Settings
 from holefill.context.check import check_suggestion, format_errors
 from holefill.context.prompt import context_header, error_feedback
+from holefill.kvcache.fim_session import FimIds, FimSession
 from holefill.kvcache.pie import pie_unsupported_reason
 from holefill.kvcache.session import KVSession
 from holefill.kvcache.store import SessionStore
@@ -193,17 +199,22 @@ class CompletionEngine:
             raise ValueError(f"setting early_exit: {settings.early_exit!r} is not one of "
                              f"{', '.join(EARLY_EXIT_MODES)}")
         self.settings = settings
+        self.loaded = loaded
         self.tokenizer = loaded.tokenizer
-        self.hf_model = loaded.hf_model
         self.info: ModelInfo = loaded.info
         try:
-            self.decoder = Decoder(loaded.hf_model, loaded.info.dtype)
+            if loaded.state is not None:  # the engine's own weight file (built-in models)
+                self.decoder = Decoder.from_state(loaded.config, loaded.state, loaded.info.dtype,
+                                                  loaded.info.device,
+                                                  int4_layout=loaded.info.extra.get("int4_layout"))
+            else:
+                self.decoder = Decoder(loaded.hf_model, loaded.info.dtype)
             self.info.decoder = "holefill"
             self.info.dtype = self.decoder.dtype_name
-            self.pie_unsupported = pie_unsupported_reason(loaded.hf_model.config)
+            self.pie_unsupported = pie_unsupported_reason(loaded.config)
         except UnsupportedModel as exc:
             log.warning("%s; using transformers' forward", exc)
-            self.decoder = _HFDecoder(loaded.hf_model)
+            self.decoder = _HFDecoder(loaded.reference())
             self.info.decoder = "transformers"
             self.info.dtype = self.decoder.dtype_name
             self.pie_unsupported = "the transformers fallback decoder has no cache editing"
@@ -211,7 +222,19 @@ class CompletionEngine:
         if self.pie_unsupported:
             self.info.extra["pie_unavailable"] = self.pie_unsupported
         self.vocab = healing.TokenTexts(self.tokenizer)
-        self.eos_ids = _eos_ids(self.tokenizer, loaded.hf_model)
+        self.eos_ids = set(loaded.eos_ids)
+        # Fill-in-the-middle where the tokenizer has the tokens (a bad `fim` is a clear error)
+        vocab = self.tokenizer.get_vocab()
+        self.fim = fim.resolve(settings.fim, vocab=vocab)
+        self.fim_ids: FimIds | None = None
+        self._special = {t: i for t, i in vocab.items() if len(t) > 2 and t[0] in "<▁" and
+                         i in set(getattr(self.tokenizer, "all_special_ids", []) or [])
+                         or t in fim.SPECIAL_TOKENS}
+        if self.fim is not None:
+            self.fim_ids = FimIds(vocab[self.fim.prefix], vocab[self.fim.suffix],
+                                  vocab[self.fim.middle])
+            self.eos_ids |= {vocab[t] for t in self.fim.stops if t in vocab}
+        self.info.extra["fim"] = self.fim.family if self.fim else "off"
         self.newline_id = self.encode("\n")[-1]
         self.store = SessionStore(settings.cache_budget_mb * 2**20)
         self._lock = threading.RLock()
@@ -227,6 +250,11 @@ class CompletionEngine:
         # swaps in nucleus sampling to compare sampled drafts on the same decoding loop.
         self.pick_token: Callable[[torch.Tensor], int] = _argmax
 
+    @property
+    def hf_model(self):
+        """The transformers model with the engine's weights (built on first use)."""
+        return self.loaded.reference()
+
     @classmethod
     def load(cls, settings: Settings) -> CompletionEngine:
         if settings.threads > 0:
@@ -240,19 +268,56 @@ class CompletionEngine:
         return "prefix" if mode == "pie" and self.pie_unsupported else mode
 
     def encode(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        """Token ids of document text: a special token's spelling in the text (a file about
+        tokenizers) is text, never the special token."""
+        return self.tokenizer(text, add_special_tokens=False,
+                              split_special_tokens=True)["input_ids"]
 
     def tokenize_with_ends(self, text: str) -> tuple[list[int], list[int]]:
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True,
+                             split_special_tokens=True)
         return enc["input_ids"], [end for _, end in enc["offset_mapping"]]
 
     # -- documents --------------------------------------------------------------------------
 
     def new_session(self) -> KVSession:
-        capacity, _ = window_chars(self.settings.max_prompt_tokens)
+        capacity, before = window_chars(self.settings.max_prompt_tokens)
+        if self.fim_ids is not None:
+            return FimSession(self.decoder, self.tokenize_with_ends, capacity_tokens=capacity,
+                              scratch_tokens=MAX_NEW_TOKENS + 64, ids=self.fim_ids,
+                              prefix_chars=before, suffix_chars=self.settings.fim_suffix_chars,
+                              mode=self.cache_mode, pie_ok=self.pie_unsupported is None)
         return KVSession(self.decoder, self.tokenize_with_ends, capacity_tokens=capacity,
                          scratch_tokens=MAX_NEW_TOKENS + 64, mode=self.cache_mode,
                          pie_ok=self.pie_unsupported is None)
+
+    def can_heal(self, text: str) -> bool:
+        """Whether the prompt may end before `text` (the partial token at the cursor) with the
+        first generated tokens constrained to re-spell it (token healing)."""
+        return (self.settings.token_healing and len(text) <= healing.MAX_HEAL_CHARS
+                and bool(self.vocab.allowed(text).numel()))
+
+    def fim_head(self, files: list[tuple[str, str]], req: CompletionRequest, feedback: str
+                 ) -> list[int]:
+        """Token ids before the FIM prompt: snippets of other files in the model family's
+        repository format, then the error round's feedback (as comments atop the file)."""
+        import os
+
+        assert self.fim is not None
+        repo = os.path.basename(os.path.normpath(req.workspace)) if req.workspace else None
+        rel = None
+        if req.path:
+            rel = os.path.basename(req.path)
+            if req.workspace:
+                candidate = os.path.relpath(req.path, req.workspace)
+                rel = rel if candidate.startswith("..") else candidate.replace(os.sep, "/")
+        ids: list[int] = []
+        for text, special in self.fim.head_parts(files, rel, repo):
+            ids += [self._special[text]] if special and text in self._special else (
+                self.encode(text))
+        ids += self.encode(feedback) if feedback else []
+        capacity, _ = window_chars(self.settings.max_prompt_tokens)
+        return ids[-(capacity // 3):]  # never more than a third of the cache
 
     def edit(self, doc_id: str, start: int, end: int, text: str) -> None:
         """Apply one edit (document character offsets) to the document's session, if it has
@@ -285,6 +350,10 @@ class CompletionEngine:
                 break
             with self._lock:
                 session = self.store.get(doc_id, touch=False)
+                if isinstance(session, FimSession) and session.partial:
+                    if session.grow(self.can_heal, cancelled):  # widen a quick first window
+                        done += 1
+                    continue
                 if session is None or session.drift <= self.settings.refresh_threshold:
                     continue
                 if session.refresh(cancelled):
@@ -340,22 +409,36 @@ class CompletionEngine:
                                 req.path, req.workspace, self.api_index, feedback,
                                 correlate=self.settings.constrain_api_names)
         hole, correlation = header.hole, header.correlation
-        if header.text or session.header:
+        fim_session = isinstance(session, FimSession)
+        if not fim_session and (header.text or session.header):
             session.set_header(header.text)
         context_ms = (time.perf_counter() - tc) * 1000
         if self.settings.typed_holes or correlation is not None:
             timings["context"] = context_ms
         else:
             context_ms = 0.0
-        state = session.prompt_at(offset)
-        heal, extra = state.heal, []
-        if heal and not (self.settings.token_healing and len(heal) <= healing.MAX_HEAL_CHARS
-                         and self.vocab.allowed(heal).numel()):
-            extra, heal = self.encode(heal), ""  # plain prompt: the partial token as it is
-        if state.k > 0:
-            visible, pending, position = state.k - 1, session.tokens[state.k - 1], state.k - 1
-        else:  # cursor at the start of the window: condition on a newline
-            visible, pending, position = 0, self.newline_id, 0
+        if fim_session:
+            ctx = infill_block(ctx)
+            # FIM order: head, PRE prefix SUF suffix MID line; the middle goes on from there
+            head = self.fim_head(header.files, req, feedback)
+            # an editor's fresh document: small windows first (a fast first suggestion), the
+            # rest in idle time (maintain); one-shot requests (no doc_id) take the full window
+            quick = not session.tokens and req.doc_id is not None
+            fim_prompt = session.prepare(offset, head, self.can_heal, quick=quick)
+            heal, extra = fim_prompt.heal, []
+            visible = position = fim_prompt.visible
+            pending = session.tokens[visible]
+            ngram_context = fim_prompt.prefix_tail[-5:]
+        else:
+            state = session.prompt_at(offset)
+            heal, extra = state.heal, []
+            if heal and not self.can_heal(heal):
+                extra, heal = self.encode(heal), ""  # plain prompt: the partial token as it is
+            if state.k > 0:
+                visible, pending, position = state.k - 1, session.tokens[state.k - 1], state.k - 1
+            else:  # cursor at the start of the window: condition on a newline
+                visible, pending, position = 0, self.newline_id, 0
+            ngram_context = session.tokens[max(0, visible - 5):visible]
         t1 = time.perf_counter()
         timings["tokenize"] = (t1 - t0) * 1000 - context_ms  # stages must not overlap
 
@@ -382,7 +465,7 @@ class CompletionEngine:
         # path) takes precedence.
         if (self.settings.drafts > 1 and superposed.available(self.decoder)
                 and not (correlation is not None and self.settings.constrain_api_names)):
-            context = session.tokens[max(0, visible - 5):visible] + [pending] + extra
+            context = ngram_context + ([] if fim_session else [pending]) + extra
             return superposed.complete_drafts(
                 self, session, req, result, ctx, hole, offset, logits, position + 1 + len(extra),
                 hide, heal, max_new, context, cancelled, t2)
@@ -512,7 +595,7 @@ class CompletionEngine:
             else:
                 try:
                     heads = early_exit.ExitHeads.load(
-                        self.settings.exit_heads or early_exit.DEFAULT_PATH, self.hf_model,
+                        self.settings.exit_heads or early_exit.DEFAULT_PATH, self.decoder,
                         self.tokenizer)
                     self._heads = heads.bind(self.decoder)
                 except (OSError, ValueError) as exc:
@@ -550,13 +633,3 @@ class CompletionEngine:
 
 def _argmax(scores: torch.Tensor) -> int:
     return int(torch.argmax(scores))
-
-
-def _eos_ids(tokenizer, hf_model) -> set[int]:
-    ids: set[int] = set()
-    for value in (tokenizer.eos_token_id, getattr(hf_model.generation_config, "eos_token_id", None)):
-        if isinstance(value, int):
-            ids.add(value)
-        elif isinstance(value, list):
-            ids.update(v for v in value if isinstance(v, int))
-    return ids

@@ -21,13 +21,14 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 
 import tree_sitter_python
 from tree_sitter import Language, Node, Parser
 
-__all__ = ["CursorContext", "TAB_WIDTH", "analyze_cursor", "clean_suggestion", "should_stop"]
+__all__ = ["CursorContext", "TAB_WIDTH", "analyze_cursor", "clean_suggestion", "infill_block",
+           "should_stop"]
 
 TAB_WIDTH = 4  # columns per tab stop when comparing indentation widths
 
@@ -338,6 +339,15 @@ def _block_position(
         if cursor_w > def_w:
             return _width(_lead(lines[stmt.start_point[0]]))
     return None
+
+
+def infill_block(ctx: CursorContext) -> CursorContext:
+    """The context for a fill-in-the-middle model, which sees the text after the cursor and ends
+    the middle itself: on a blank line it may write several lines (a block at the cursor's
+    indentation, ended by the model or by a line indented below it)."""
+    if ctx.mode == "line" and _ws_only(ctx.line_prefix) and not ctx.line_suffix.strip():
+        return replace(ctx, mode="block", block_indent_width=_width(ctx.line_prefix))
+    return ctx
 
 
 # --------------------------------------------------------------------------- should_stop

@@ -3,18 +3,34 @@ TGI) through the OpenAI-compatible `/v1/completions` API.
 
 Everything but decoding is the local engine's: cursor analysis and post-processing
 (postprocess.py), the API signature block and the typed-hole context block (context/), the
-prompt window (kvcache/window.py), the suggestion checker and its error rounds (context/). The engine decodes; we stream its tokens (SSE),
-stop reading as soon as the post-processor says the line or block is complete, and close the
-HTTP request then (vLLM and llama.cpp abort the generation when the client disconnects), or when
-the editor cancels.
+prompt window (kvcache/window.py), the fill-in-the-middle layout (completion/fim.py), the
+suggestion checker and its error rounds (context/). The engine decodes; we stream its tokens
+(SSE), stop reading as soon as the post-processor says the line or block is complete, and close
+the HTTP request then (vLLM and llama.cpp abort the generation when the client disconnects), or
+when the editor cancels.
 
 Prompt layout for the engine's prefix cache (vLLM automatic prefix caching, llama.cpp
-`cache_prompt`): the stable typed-hole context block first, then the file window, whose start
-stays put while the user types (window.py), so consecutive requests share a long prefix.
+`cache_prompt`), in one of two forms:
+
+- prefix only (models without FIM, or setting `fim` off): the stable context blocks first, then
+  the file window up to the cursor, whose start stays put while the user types (window.py), so
+  consecutive requests share a long prefix.
+- fill-in-the-middle, when the setting `fim` names a family or (`auto`) the served model's id
+  does (Qwen2.5-Coder, StarCoder, DeepSeek-Coder, CodeLlama; there is no tokenizer here to
+  look for the tokens): the local FIM session's layout as text, `head PRE prefix SUF suffix MID
+  line`, with the cursor line's text before the cursor after MID, so typing on a line only
+  appends to the prompt. The special tokens are spelled out in the prompt string: vLLM (its
+  Hugging Face tokenizer) and llama.cpp's servers parse them as special tokens in a completion
+  prompt (tests/test_remote.py checks llama-cpp-python's: three FIM tokens, three prompt
+  tokens). The template's end tokens go in `stop` (vLLM: with `skip_special_tokens` off, else
+  they never appear in the text it matches; llama.cpp ends on them as end-of-generation tokens
+  anyway). Blanks at the end of the line before the cursor are left out of the prompt and
+  taken off the drafts' start (`fim_heal`, `unheal`): the model writes the indentation itself,
+  spelled as it was trained.
 
 Not available here (they need the model's internals): token healing (the prompt is cut at the
-cursor), PIE sessions, superposed decoding, early exit and the API-name constraint. Several drafts come from the
-engine's own `n`.
+cursor), PIE sessions, superposed decoding, early exit and the API-name constraint. Several
+drafts come from the engine's own `n`.
 """
 
 from __future__ import annotations
@@ -32,6 +48,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from holefill.completion import fim
 from holefill.completion.engine import (
     Cancelled,
     CompletionRequest,
@@ -41,12 +58,12 @@ from holefill.completion.engine import (
     with_error_rounds,
 )
 from holefill.completion.model import ModelError, ModelInfo
-from holefill.completion.postprocess import CursorContext, analyze_cursor
+from holefill.completion.postprocess import CursorContext, analyze_cursor, infill_block
 from holefill.completion.postprocess import should_stop as _should_stop
 from holefill.config import Settings
 from holefill.context.prompt import context_header
 from holefill.context.report import estimate_tokens
-from holefill.kvcache.window import prompt_window
+from holefill.kvcache.window import prompt_window, window_chars, window_start
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +82,8 @@ CAPABILITIES = {
     "postprocess": "available",
     "drafts": "available: the engine's own `n` (sampled at temperature 0.6; drafts=1: greedy)",
     "prefix_cache": "the engine's (vLLM automatic prefix caching, llama.cpp cache_prompt)",
-    "token_healing": "unavailable for this backend: the prompt is cut at the cursor",
+    "token_healing": ("unavailable for this backend: the prompt is cut at the cursor (a FIM "
+                      "prompt leaves the cursor line's trailing blanks to the model)"),
     "pie": "unavailable for this backend: the KV cache lives in the inference engine",
     "superposed_decoding": "unavailable for this backend: needs the model's embeddings",
     "early_exit": "unavailable for this backend: needs the model's layers",
@@ -108,15 +126,72 @@ def base_url(endpoint: str) -> str:
 
 
 def build_prompt(text: str, offset: int, settings: Settings, path: str | None = None,
-                 workspace: str | None = None, api_index: Any = None, feedback: str = ""
-                 ) -> tuple[str, Any]:
-    """(prompt, hole context or None), laid out like the local engine's session: the API
-    signature block (LANCE, after `recv.`), the typed-hole context block, the error-round
-    feedback, then the file window up to the cursor. Deterministic: the same input gives
-    byte-identical prompts. No tokenizer here: budgets use `holefill context`'s estimate."""
+                 workspace: str | None = None, api_index: Any = None, feedback: str = "",
+                 template: fim.FimTemplate | None = None) -> tuple[str, Any]:
+    """(prompt, hole context or None), laid out like the local engine's session. Deterministic:
+    the same input gives byte-identical prompts. No tokenizer here: budgets use `holefill
+    context`'s estimate.
+
+    Without a template: the API signature block (LANCE, after `recv.`), the typed-hole context
+    block, the error-round feedback, then the file window up to the cursor.
+
+    With a FIM template, the local FIM session's layout (kvcache/fim_session.py), as text with
+    the special tokens spelled out: head (the same blocks as other files' snippets in the
+    family's repository format, then the current file's path, then the feedback) PRE [window
+    up to the start of the cursor's line] SUF [the text from the cursor to the suffix window's
+    end] MID [the cursor line's text before the cursor, less its trailing blanks: fim_heal].
+    Typing on a line only appends to the prompt; moving to another line changes it from the
+    prefix window's end on."""
     header = context_header(text, offset, settings, estimate_tokens, path, workspace, api_index,
                             feedback)
-    return header.text + prompt_window(text, offset, settings.max_prompt_tokens), header.hole
+    if template is None:
+        return header.text + prompt_window(text, offset, settings.max_prompt_tokens), header.hole
+    start = window_start(text, offset, window_chars(settings.max_prompt_tokens)[1])
+    line = max(start, text.rfind("\n", 0, offset) + 1)
+    end = fim.suffix_window(text, offset, settings.fim_suffix_chars)
+    rel, repo = fim_names(path, workspace)
+    head = template.head(header.files, rel, repo) + feedback
+    middle = text[line:offset].rstrip(" \t")  # the blanks are the model's to write (fim_heal)
+    prompt = template.prompt(text[start:line], text[offset:end], head) + middle
+    return prompt, header.hole
+
+
+def fim_heal(text: str, offset: int) -> str:
+    """The blanks at the end of the cursor line's text before the cursor, which a FIM prompt
+    leaves out for the model to write (see `unheal`): a BPE model spells an indented line
+    `"   " " total"` or `"\t" "total"`, so a prompt that ends in the blanks' own token (`"    "`)
+    makes it write one blank too many. The local engine heals the last token with its logits;
+    here the engine only sees text. Typing still only appends to the prompt."""
+    line = text[text.rfind("\n", 0, offset) + 1:offset]
+    return line[len(line.rstrip(" \t")):]
+
+
+def unheal(text: str, heal: str) -> str:
+    """A draft as it is inserted at the cursor when the prompt ended before the blanks `heal`:
+    without them when it starts with them, "" while it is still writing them, else (the model
+    wanted another indentation) without its first line's own blanks."""
+    if text.startswith(heal):
+        return text[len(heal):]
+    if heal.startswith(text):
+        return ""
+    return text[len(text) - len(text.lstrip(" \t")):]
+
+
+def fim_names(path: str | None, workspace: str | None) -> tuple[str | None, str | None]:
+    """(the file's path for the repository format, the repository's name), as the local
+    engine's `fim_head` names them: relative to the workspace when inside it, else the base
+    name; the workspace folder's name."""
+    repo = os.path.basename(os.path.normpath(workspace)) if workspace else None
+    if not path:
+        return None, repo
+    rel = os.path.basename(path)
+    if workspace:
+        try:
+            candidate = os.path.relpath(path, workspace)
+        except ValueError:  # another drive (Windows)
+            return rel, repo
+        rel = rel if candidate.startswith("..") else candidate.replace(os.sep, "/")
+    return rel, repo
 
 
 def parse_usage(usage: Any) -> tuple[int, int | None, int]:
@@ -141,6 +216,9 @@ class RemoteEngine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.base = base_url(settings.endpoint)
+        if settings.fim not in fim.FIM_MODES:  # before anything starts: a clear load error
+            raise ModelError(f"setting fim: {settings.fim!r} is not one of "
+                             f"{', '.join(fim.FIM_MODES)}")
         self.headers = {"Accept": "text/event-stream"}
         if settings.api_key_env:
             key = os.environ.get(settings.api_key_env)
@@ -150,6 +228,8 @@ class RemoteEngine:
         self.model_name: str | None = None if settings.model in ("", "embedded") else settings.model
         self.api_index: Any = None  # context.index.ApiIndex of the workspace (server/CLI set it)
         self.flavour = ""  # "vllm", "llamacpp", ... from /v1/models (decides extra fields)
+        # the FIM template: from the setting, or guessed from the served model's id once known
+        self.fim: fim.FimTemplate | None = None
         self.timeout = max(0.5, float(settings.request_timeout_s))
         if not settings.debug_log_source:  # httpx logs every request at INFO: keep it quiet
             logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -162,6 +242,7 @@ class RemoteEngine:
                               path="", architecture="remote", device=self.base,
                               dtype="server-side", decoder="openai", load_s=0.0,
                               extra={"cache_mode": self.cache_mode})
+        self._resolve_fim()
 
     @classmethod
     def load(cls, settings: Settings) -> RemoteEngine:
@@ -182,7 +263,29 @@ class RemoteEngine:
     # -- the CompletionEngine surface ---------------------------------------------------------
 
     def capabilities(self) -> dict[str, str]:
-        return dict(CAPABILITIES)
+        caps = dict(CAPABILITIES)
+        mode = self.settings.fim
+        if self.fim is not None:
+            origin = "from the model id" if mode == "auto" else "from the setting fim"
+            caps["fim"] = f"available ({self.fim.family} template, {origin})"
+        elif mode == "off":
+            caps["fim"] = "off (setting fim): the prompt ends at the cursor"
+        elif self.model_name is None:
+            caps["fim"] = ("unavailable until the endpoint names its model (setting fim: auto "
+                           "guesses the template from the model id)")
+        else:
+            caps["fim"] = (f"unavailable: the model id {self.model_name!r} names no FIM family "
+                           f"(setting fim: {', '.join(fim.TEMPLATES)} forces one)")
+        return caps
+
+    def _resolve_fim(self) -> None:
+        """The FIM template for the setting `fim` and the model id (no tokenizer here: `auto`
+        goes by the id, fim.for_model_name)."""
+        try:
+            self.fim = fim.resolve(self.settings.fim, vocab=None, model_name=self.model_name)
+        except ValueError as exc:
+            raise ModelError(str(exc)) from None
+        self.info.extra["fim"] = self.fim.family if self.fim else "off"
 
     def edit(self, doc_id: str, start: int, end: int, text: str) -> None:
         """Nothing to do: the engine's prefix cache finds the unchanged prefix by itself."""
@@ -228,6 +331,7 @@ class RemoteEngine:
             raise ModelError(f"{self.base} serves {', '.join(ids)}, not {wanted!r} (--model)")
         self.flavour = str(next(m for m in models if m["id"] == wanted).get("owned_by", ""))
         self.model_name = self.info.name = wanted
+        self._resolve_fim()
         return wanted
 
     def complete(self, req: CompletionRequest, cancelled: Cancelled | None = None
@@ -246,11 +350,20 @@ class RemoteEngine:
         max_new = max(1, min(req.max_new_tokens or self.settings.max_new_tokens, MAX_NEW_TOKENS))
         n = max(1, int(getattr(req, "drafts", None) or getattr(self.settings, "drafts", 1) or 1))
 
+        if self.model_name is None:  # the endpoint was down at load time
+            try:
+                self.resolve_model()  # the model id decides the FIM template
+            except EndpointError:
+                pass  # the request below retries, then reports it
+
         t0 = time.perf_counter()
         ctx = analyze_cursor(req.text, offset, req.tab_size, req.insert_spaces)
+        if self.fim is not None:  # the model sees the suffix and ends the middle itself
+            ctx = infill_block(ctx)
         tc = time.perf_counter()
         prompt, hole = build_prompt(req.text, offset, self.settings, req.path, req.workspace,
-                                    self.api_index, feedback)
+                                    self.api_index, feedback, self.fim)
+        heal = fim_heal(req.text, offset) if self.fim is not None else ""
         context_ms = (time.perf_counter() - tc) * 1000
         if self.settings.typed_holes or self.api_index is not None:
             timings["context"] = context_ms
@@ -260,15 +373,10 @@ class RemoteEngine:
         timings["tokenize"] = (t1 - t0) * 1000 - context_ms  # prompt assembly; stages disjoint
         if self.settings.debug_log_source:
             log.debug("remote prompt %r", prompt)
-        if self.model_name is None:  # the endpoint was down at load time
-            try:
-                self.resolve_model()
-            except EndpointError:
-                pass  # the request below retries, then reports it
 
         # n > 1: the engine's own `n`, sampled (greedy drafts would all be the same)
         body = self._body(prompt, n, max_new, 0.0 if n == 1 else DRAFT_TEMPERATURE)
-        output = self._stream(body, ctx, cancelled)
+        output = self._stream(body, ctx, cancelled, heal)
         t2 = time.perf_counter()
         if output is None:
             result.cancelled = True
@@ -283,7 +391,7 @@ class RemoteEngine:
             timings["cached_prompt_share"] = output.cached_tokens / max(1, output.prompt_tokens)
 
         # no logprobs: equal scores keep the engine's order
-        raws = [RawDraft(output.texts[i], bool(output.finished.get(i)), 0.0)
+        raws = [RawDraft(unheal(output.texts[i], heal), bool(output.finished.get(i)), 0.0)
                 for i in sorted(output.texts)]
         finish_drafts(result, raws, req, offset, ctx,
                       hole.expected if hole is not None else None, self.settings)
@@ -301,6 +409,12 @@ class RemoteEngine:
             body["model"] = self.model_name
         if self.flavour != "vllm":  # llama.cpp's prompt cache; vLLM warns about unknown fields
             body["cache_prompt"] = True
+        if self.fim is not None:
+            # the tokens that end the middle, besides the model's EOS (llama.cpp ends on every
+            # end-of-generation token by itself)
+            body["stop"] = list(self.fim.stops)
+            if self.flavour == "vllm":  # vLLM matches stop strings in the decoded text, which
+                body["skip_special_tokens"] = False  # leaves special tokens out by default
         return body
 
     def _run(self, coro: Any, timeout: float) -> Any:
@@ -324,12 +438,14 @@ class RemoteEngine:
         detail = str(exc) or type(exc).__name__
         return f"the completion endpoint {self.base} is unreachable ({detail})"
 
-    def _stream(self, body: dict[str, Any], ctx: CursorContext, cancelled: Cancelled
-                ) -> RemoteOutput | None:
+    def _stream(self, body: dict[str, Any], ctx: CursorContext, cancelled: Cancelled,
+                heal: str = "") -> RemoteOutput | None:
         """Run the streamed request on the loop thread; None when `cancelled()` turned true
-        first (its connection is closed before this returns)."""
+        first (its connection is closed before this returns). `heal`: the blanks the prompt
+        left out before the cursor (fim_heal), which the stop rule does not see."""
         done = threading.Event()
-        future = asyncio.run_coroutine_threadsafe(self._request(body, ctx, done), self._loop)
+        future = asyncio.run_coroutine_threadsafe(self._request(body, ctx, done, heal),
+                                                  self._loop)
         while True:
             try:
                 return future.result(POLL_S)
@@ -342,19 +458,20 @@ class RemoteEngine:
                 return None
 
     async def _request(self, body: dict[str, Any], ctx: CursorContext,
-                       done: threading.Event) -> RemoteOutput:
+                       done: threading.Event, heal: str = "") -> RemoteOutput:
         try:
-            return await asyncio.wait_for(self._with_retries(body, ctx), self.timeout)
+            return await asyncio.wait_for(self._with_retries(body, ctx, heal), self.timeout)
         except asyncio.TimeoutError:
             raise EndpointError(self._unreachable(asyncio.TimeoutError())) from None
         finally:
             done.set()
 
-    async def _with_retries(self, body: dict[str, Any], ctx: CursorContext) -> RemoteOutput:
+    async def _with_retries(self, body: dict[str, Any], ctx: CursorContext, heal: str = ""
+                            ) -> RemoteOutput:
         retries = max(0, int(self.settings.request_retries))
         for attempt in range(retries + 1):
             try:
-                return await self._stream_once(body, ctx)
+                return await self._stream_once(body, ctx, heal)
             except _Retryable as exc:
                 if attempt == retries:
                     raise EndpointError(str(exc)) from None
@@ -362,7 +479,8 @@ class RemoteEngine:
                 await asyncio.sleep(BACKOFF_S * 2**attempt)
         raise AssertionError("unreachable")
 
-    async def _stream_once(self, body: dict[str, Any], ctx: CursorContext) -> RemoteOutput:
+    async def _stream_once(self, body: dict[str, Any], ctx: CursorContext, heal: str = ""
+                           ) -> RemoteOutput:
         out = RemoteOutput()
         start = time.perf_counter()
         try:
@@ -375,7 +493,7 @@ class RemoteEngine:
                         raise _Retryable(message)
                     raise EndpointError(message)
                 async for line in resp.aiter_lines():
-                    if self._take(line, out, ctx, body["n"], start):
+                    if self._take(line, out, ctx, body["n"], start, heal):
                         out.closed_early = True
                         break  # leaving the block closes the response: the engine stops
         except (httpx.TransportError, OSError) as exc:
@@ -385,7 +503,7 @@ class RemoteEngine:
         return out
 
     def _take(self, line: str, out: RemoteOutput, ctx: CursorContext, n: int,
-              start: float) -> bool:
+              start: float, heal: str = "") -> bool:
         """Fold one SSE line into `out`; True when every draft is complete."""
         if not line.startswith("data:"):
             return False
@@ -414,7 +532,7 @@ class RemoteEngine:
                 out.ttft_ms = (time.perf_counter() - start) * 1000
             if choice.get("text"):
                 out.chunks += 1  # engines stream about one token a chunk
-            if choice.get("finish_reason") == "stop" or _should_stop(text, ctx):
+            if choice.get("finish_reason") == "stop" or _should_stop(unheal(text, heal), ctx):
                 out.finished[index] = True
         # Close once every draft is complete. An engine that ignores `n` (llama-cpp-python's)
         # sends one choice: after a few chunks with no other index, take it as all there is.

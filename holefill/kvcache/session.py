@@ -198,6 +198,53 @@ class KVSession:
         self.refreshed_upto = min(self.refreshed_upto, i)
         return result
 
+    def retarget(self, new: list[int], blocks: list[tuple[int, int, int]]) -> EditResult:
+        """Bring the session to the token sequence `new` however it differs (several places,
+        moved text): the runs of cached tokens that reappear in `new` (`blocks` of (old start,
+        new start, length), increasing in both: segment_blocks for the FIM layout) move to
+        their new slots with their keys rotated by the shift (PIE); everything else is marked
+        for encoding."""
+        clean = _clean_spans(self.encoded, self.dirty)
+        blocks = [b for blk in blocks for b in _within(blk, clean)]
+        # Move left-shifted blocks left to right and right-shifted ones right to left, so no
+        # block overwrites slots another still has to read (blocks keep their order).
+        left = [b for b in blocks if b[1] < b[0]]
+        right = [b for b in blocks if b[1] > b[0]]
+        for a, b, n in left + right[::-1]:
+            shift_slots(self.cache, a, a + n, b, self.decoder.inv_freq)
+        kept = sum(n for _, _, n in blocks)
+        end = max((b + n for _, b, n in blocks), default=0)
+        gaps, pos = [], 0
+        for _, b, n in sorted(blocks, key=lambda x: x[1]):
+            if b > pos:
+                gaps.append((pos, b))
+            pos = b + n
+        first_change = 0
+        for a, b, n in sorted(blocks, key=lambda x: x[1]):
+            if a == b == first_change:
+                first_change += n
+            else:
+                break
+        inserted = sum(b - a for a, b in gaps) + max(0, len(new) - end)
+        result = EditResult(start=first_change, removed=self.encoded - kept,
+                            inserted=inserted, shifted=sum(n for a, b, n in blocks if a != b),
+                            dropped=self.encoded - kept)
+        # Drift: changes that some kept token after them did not see (an append is none).
+        last_new = max((b for _, b, _ in blocks), default=0)
+        last_old = max((a for a, _, _ in blocks), default=0)
+        stale = sum(min(b, last_new) - a for a, b in gaps if a < last_new)
+        removed_before, pos = 0, 0
+        for a, _, n in sorted(blocks):
+            removed_before += max(0, min(a, last_old) - pos)
+            pos = a + n
+        self.edited_since_refresh += stale + removed_before
+        self.tokens = new
+        self.ends = []  # no character offsets: the layout is the caller's
+        self.encoded = end
+        self.dirty = _merge(gaps)
+        self.refreshed_upto = min(self.refreshed_upto, first_change)
+        return result
+
     # -- encoding ---------------------------------------------------------------------------
 
     @property
@@ -332,3 +379,51 @@ def _first_end_at_or_after(ends: list[int], rel: int) -> int:
         else:
             hi = mid
     return lo
+
+
+def segment_blocks(old: list[list[int]], new: list[list[int]]) -> list[tuple[int, int, int]]:
+    """Kept runs between two sequences made of the same segments in the same order (the FIM
+    layout: head, PRE, prefix, SUF, suffix, MID, line): per segment, its common prefix and
+    common suffix. Text that moves from one segment to another is re-encoded: it is short (a
+    line), and matching runs across segments of repetitive code aligns the wrong copies."""
+    blocks: list[tuple[int, int, int]] = []
+    oa = na = 0
+    for a, b in zip(old, new, strict=True):
+        limit = min(len(a), len(b))
+        p = 0
+        while p < limit and a[p] == b[p]:
+            p += 1
+        q = 0
+        while q < limit - p and a[len(a) - 1 - q] == b[len(b) - 1 - q]:
+            q += 1
+        if p:
+            blocks.append((oa, na, p))
+        if q:
+            blocks.append((oa + len(a) - q, na + len(b) - q, q))
+        oa += len(a)
+        na += len(b)
+    return blocks
+
+
+def _clean_spans(encoded: int, dirty: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The slot ranges of [0, encoded) that hold valid keys and values."""
+    out, pos = [], 0
+    for a, b in dirty:
+        if a > pos:
+            out.append((pos, a))
+        pos = max(pos, b)
+    if encoded > pos:
+        out.append((pos, encoded))
+    return out
+
+
+def _within(block: tuple[int, int, int], clean: list[tuple[int, int]]
+            ) -> list[tuple[int, int, int]]:
+    """The parts of a block whose old slots lie in the clean ranges."""
+    a, b, n = block
+    out = []
+    for lo, hi in clean:
+        s, e = max(a, lo), min(a + n, hi)
+        if e > s:
+            out.append((s, b + s - a, e - s))
+    return out

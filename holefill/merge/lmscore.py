@@ -66,7 +66,7 @@ class LMScorer:
         from holefill.completion.model import cpu_has_bf16, load_model
 
         loaded = load_model(allow_download=False)
-        model = loaded.hf_model
+        model = loaded.reference()
         if next(model.parameters()).device.type == "cpu" and cpu_has_bf16():
             model = model.to(torch.bfloat16)  # prefill-shaped work: bf16 GEMM is ~3x fp32 here
         model.eval()
