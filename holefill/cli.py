@@ -13,7 +13,7 @@ from pathlib import Path
 from holefill.config import Settings
 
 CLI_INDEX_BUDGET_S = 10.0  # `complete` indexes the workspace for API context at most this long
-BENCH_SUITES = ("engine", "latency", "nextline", "edits", "merge", "holes", "api", "decode",
+BENCH_SUITES = ("engine", "latency", "nextline", "edits", "merge", "holes", "api", "decode", "fim",
                 "decode_drafts", "decode_exit")
 
 
