@@ -18,9 +18,11 @@ BENCH_SUITES = ("engine", "latency", "nextline", "edits", "merge", "holes", "api
 
 
 def _add_model_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="'embedded' (default), a local HF directory or hub id")
+    parser.add_argument("--model", help="a built-in model (qwen2.5-coder-0.5b, smollm2-135m; "
+                        "'embedded': the default one), a .gguf file, a local HF directory or a "
+                        "hub id in the local HF cache")
     parser.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--dtype", help="auto | float32 | bfloat16 | int8")
+    parser.add_argument("--dtype", help="auto | float32 | bfloat16 | int8 | int4")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--backend", choices=("local", "openai"),
                         help="local (in-process, default) | openai (an OpenAI-compatible server)")
@@ -132,6 +134,7 @@ def cmd_complete(args: argparse.Namespace) -> int:
 
 
 def cmd_context(args: argparse.Namespace) -> int:
+    from holefill.completion import fim
     from holefill.completion.postprocess import analyze_cursor
 
     path, line, col = parse_location(args.location)
@@ -139,21 +142,28 @@ def cmd_context(args: argparse.Namespace) -> int:
     offset = offset_of(text, line, col)
     ctx = analyze_cursor(text, offset)
     settings = _settings(args)
-    # The prompt is the file text before the cursor, cut to the window the engine uses;
-    # typed-hole and API context blocks come with their own issues.
-    from holefill.kvcache.window import prompt_window
+    # The prompt as text (no model is loaded here): a FIM model's layout when the model's name
+    # says its family (built-in models, served ids), else the file window before the cursor.
+    from holefill.completion.model import builtin_model
+    from holefill.completion.remote import build_prompt
 
-    prefix = prompt_window(text, offset, settings.max_prompt_tokens)
+    name = settings.model if settings.model not in ("", "embedded") else _default_model()
+    template = fim.resolve(settings.fim, model_name=name)
+    spec = builtin_model(name)
+    if settings.fim == "auto" and spec is not None and not spec.fim_by_default:
+        template = None  # as the engine: this model measures better without FIM
+    workspace = args.workspace or str(path.resolve().parent)
+    prompt, _ = build_prompt(text, offset, settings, str(path.resolve()), workspace,
+                             template=template)
     from holefill.context.report import context_report
 
-    workspace = args.workspace or str(path.resolve().parent)
     hole = context_report(text, offset, str(path.resolve()), workspace)
     info = {"path": str(path), "line": line, "column": col, "offset": offset,
             "mode": ctx.mode, "indent": ctx.indent, "indent_unit": ctx.indent_unit,
             "line_prefix": ctx.line_prefix, "line_suffix": ctx.line_suffix,
             "expected_type": hole["expectedType"], "relevant_types": hole["relevantTypes"],
             "relevant_headers": hole["relevantHeaders"], "context_block": hole["contextBlock"],
-            "prompt": prefix}
+            "fim": template.family if template else "off", "prompt": prompt}
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -161,11 +171,17 @@ def cmd_context(args: argparse.Namespace) -> int:
             if key not in ("prompt", "context_block", "relevant_types", "relevant_headers"):
                 print(f"{key}: {value!r}")
         if hole["contextBlock"]:
-            print("--- typed-hole context (not yet in the engine's prompt) ---")
+            print("--- typed-hole context (in the prompt with typedHoles on) ---")
             print(hole["contextBlock"])
         print("--- prompt ---")
-        print(prefix)
+        print(prompt)
     return 0
+
+
+def _default_model() -> str:
+    from holefill.config import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
 
 
 def cmd_api(args: argparse.Namespace) -> int:
@@ -201,13 +217,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_model(args: argparse.Namespace) -> int:
-    from holefill.completion.model import ModelError, cache_dir, embedded_model_dir
+    from holefill.completion import model as model_mod
+    from holefill.completion.model import ModelError, cache_dir
 
     settings = _settings(args)
+    if args.name:
+        settings = settings.updated({"model": args.name})
     try:
         if args.action == "fetch":
-            path, gguf = embedded_model_dir()
-            print(f"embedded model ready: {path} (from {gguf})")
+            spec = model_mod.builtin_model(settings.model)
+            if spec is None:
+                print(f"holefill: {settings.model!r} is not a built-in model "
+                      f"({', '.join(model_mod.BUILTIN_MODELS)}); local files and directories "
+                      "need no fetch", file=sys.stderr)
+                return 2
+            path = model_mod.prepare_builtin(spec)
+            print(f"{spec.name} ready: {path}\n  weights: {spec.title}, {spec.license}\n"
+                  f"  from {spec.origin}\n  sha256 {spec.sha256} (verified)")
             return 0
         from holefill.lsp_server.engine_host import default_engine_factory
 
@@ -222,10 +248,18 @@ def cmd_model(args: argparse.Namespace) -> int:
         "dtype": info.dtype, "load_s": round(info.load_s, 2), "cache_dir": str(cache_dir()),
         "cache_mode": engine.cache_mode,
         "pie": f"unavailable: {engine.pie_unsupported}" if engine.pie_unsupported else "available",
+        "fim": info.extra.get("fim", "off"),
         "backend": settings.backend,
     }
+    for key in ("license", "origin", "sha256"):
+        if key in info.extra:
+            data[key] = info.extra[key]
     if hasattr(engine, "capabilities"):  # per feature: available, or why not on this backend
         data["capabilities"] = engine.capabilities()
+    data["built_in_models"] = {
+        name: {"default": m["default"], "gguf_mb": m["gguf_mb"], "converted_mb": m["converted_mb"],
+               "license": m["license"]}
+        for name, m in model_mod.describe_cache()["models"].items()}
     if args.json:
         print(json.dumps(data, indent=2))
     else:
@@ -283,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("location", metavar="FILE:LINE:COL")
     p.add_argument("--workspace")
     p.add_argument("--json", action="store_true")
+    _add_model_flags(p)
     p.set_defaults(func=cmd_context)
 
     p = sub.add_parser("api", help="search the workspace's APIs: holefill api \"QUERY\"")
@@ -299,8 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_flags(p)
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("model", help="model info | fetch")
+    p = sub.add_parser("model", help="model info | fetch [NAME]")
     p.add_argument("action", choices=("info", "fetch"))
+    p.add_argument("name", nargs="?", help="a built-in model (qwen2.5-coder-0.5b, smollm2-135m); "
+                   "default: the configured one")
     p.add_argument("--json", action="store_true")
     _add_model_flags(p)
     p.set_defaults(func=cmd_model)

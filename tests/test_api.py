@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import SMALL_MODEL
 from lsprotocol import types
 
 from holefill.context import api
@@ -384,7 +385,8 @@ def test_constrained_completion_only_writes_existing_names(idx):
     from holefill.completion.engine import CompletionEngine, CompletionRequest
     from holefill.config import Settings
 
-    engine = CompletionEngine.load(Settings(drafts=1, check_suggestions=False, max_new_tokens=12,
+    engine = CompletionEngine.load(Settings(model=SMALL_MODEL, drafts=1, check_suggestions=False,
+                                          max_new_tokens=12,
                                             api_context=True, constrain_api_names=True))
     engine.api_index = idx
     members = set(idx.members(idx.resolve("shop", "Cart")))
@@ -406,7 +408,8 @@ def test_a_strong_name_prior_decides_the_written_name(idx):
     from holefill.completion.engine import CompletionEngine, CompletionRequest
     from holefill.config import Settings
 
-    engine = CompletionEngine.load(Settings(drafts=1, check_suggestions=False, max_new_tokens=8,
+    engine = CompletionEngine.load(Settings(model=SMALL_MODEL, drafts=1, check_suggestions=False,
+                                          max_new_tokens=8,
                                             constrain_api_names=True, api_name_prior=50.0))
     engine.api_index = idx
     # before the cursor the buffer keeps removing items (what the model copies); after it, it

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import SMALL_MODEL
 
 from holefill.benchmarks import api as bench
 from holefill.config import Settings
@@ -21,7 +22,7 @@ def args_for(**overrides) -> argparse.Namespace:
     bench.add_arguments(parser)
     args = parser.parse_args([])
     args.repo = str(REPO)
-    args.settings = Settings(threads=1)
+    args.settings = Settings(model=SMALL_MODEL, threads=1)
     for key, value in overrides.items():
         setattr(args, key, value)
     return args

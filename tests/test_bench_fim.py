@@ -10,6 +10,7 @@ import json
 import math
 
 import pytest
+from conftest import SMALL_MODEL
 
 from holefill.benchmarks import fim as bench
 from holefill.config import Settings
@@ -68,7 +69,7 @@ def args_for(**overrides) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
     args = parser.parse_args([])
-    args.settings = Settings(threads=1)
+    args.settings = Settings(model=SMALL_MODEL, threads=1)
     for key, value in overrides.items():
         setattr(args, key, value)
     return args

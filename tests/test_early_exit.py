@@ -8,6 +8,7 @@ import copy
 
 import pytest
 import torch
+from conftest import SMALL_MODEL
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from holefill.completion import early_exit
@@ -317,7 +318,7 @@ def engine():
     from holefill.config import Settings
 
     # the shipped heads were trained for SmolLM2-135M
-    return CompletionEngine.load(Settings(model="smollm2-135m", drafts=1, check_suggestions=False,
+    return CompletionEngine.load(Settings(model=SMALL_MODEL, drafts=1, check_suggestions=False,
                                           api_context=False, max_new_tokens=24))
 
 
@@ -340,9 +341,9 @@ def test_real_model_selfspec_identical():
     from holefill.completion.engine import CompletionEngine
     from holefill.config import Settings
 
-    engine = CompletionEngine.load(Settings(drafts=1, check_suggestions=False,
+    engine = CompletionEngine.load(Settings(model=SMALL_MODEL, drafts=1, check_suggestions=False,
                                             api_context=False, max_new_tokens=16))
-    assert engine.exit_heads() is not None, "shipped heads must load for the embedded model"
+    assert engine.exit_heads() is not None, "shipped heads must load for SmolLM2"
     for text in PROMPTS:
         plain, _ = _complete(engine, text, early_exit="off")
         spec, timings = _complete(engine, text, early_exit="selfspec", speculate_confidence=0.2)

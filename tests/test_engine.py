@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import SMALL_MODEL
 
 from holefill.completion.decoder import Decoder
 from holefill.completion.engine import CompletionEngine, CompletionRequest
@@ -28,7 +29,7 @@ STACK = '''class Stack:
 @pytest.fixture(scope="module")
 def engine() -> CompletionEngine:
     # the greedy path (one draft); superposed drafts have tests/test_superposed.py
-    return CompletionEngine.load(Settings(max_new_tokens=24, drafts=1))
+    return CompletionEngine.load(Settings(model=SMALL_MODEL, max_new_tokens=24, drafts=1))
 
 
 def complete(engine, text, offset=None, **kw):
@@ -215,3 +216,25 @@ def test_typed_hole_context_goes_before_the_file_text(engine):
     assert engine.store.get("file:///holes.py").header == ""
     assert [d.text for d in again.items] == [d.text for d in plain.items]
     engine.forget("file:///holes.py")
+
+
+def test_a_fresh_document_starts_small_and_grows_in_idle_time(engine):
+    """The first request on an editor's document encodes a small window near the cursor; idle
+    time (maintain) swaps in a fully encoded window, which then serves the same suggestion as
+    a one-shot request does."""
+    import json
+
+    source = open(json.__file__.replace("__init__.py", "encoder.py"), encoding="utf-8").read()
+    cursor = source.index("        if self.check_circular:")
+    first = complete(engine, source, cursor, doc_id="fresh")
+    quick = engine.store.get("fresh")
+    assert quick.partial and first.prompt_tokens < 300
+    assert complete(engine, source, cursor, doc_id="fresh").prompt_tokens < 300  # still quick
+    assert engine.maintain() == 1
+    grown = engine.store.get("fresh")
+    assert grown is not quick and not grown.partial
+    served = complete(engine, source, cursor, doc_id="fresh")
+    assert served.prompt_tokens > 1000 and served.reused_tokens >= served.prompt_tokens - 2
+    one_shot = complete(engine, source, cursor)  # no doc_id: the full window at once
+    assert [d.text for d in served.items] == [d.text for d in one_shot.items]
+    engine.forget("fresh")

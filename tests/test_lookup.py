@@ -166,12 +166,13 @@ def test_unknown_early_exit_mode_is_a_clear_error():
 # -- the embedded model ------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_real_model_lookup_identical_to_greedy():
+@pytest.mark.parametrize("model", ["smollm2-135m", "qwen2.5-coder-0.5b"])  # Llama and Qwen2
+def test_real_model_lookup_identical_to_greedy(model):
     from holefill.completion.engine import CompletionEngine, CompletionRequest
     from holefill.config import Settings
 
     # lookup needs no exit heads: a missing heads file must not turn it off
-    engine = CompletionEngine.load(Settings(drafts=1, check_suggestions=False,
+    engine = CompletionEngine.load(Settings(model=model, drafts=1, check_suggestions=False,
                                             max_new_tokens=32, exit_heads="/nonexistent.st"))
     text = ("def area(width, height):\n    return width * height\n\n\n"
             "def perimeter(width, height):\n    return 2 * (width + height)\n\n\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 from pathlib import Path
 
@@ -118,3 +119,39 @@ async def test_bad_input_with_the_real_engine(lsp) -> None:
     await inline(client, "file:///tmp/latin1.py", types.Position(2, 3))
     # Still serving real suggestions.
     assert (await inline(client, VECTOR.as_uri(), end_of(text)))[0].strip()
+
+
+MEAN_BEFORE = "def mean(values):\n    "
+MEAN_AFTER = "\n    return total / count\n\n\nprint(mean([1.0, 2.0, 6.0]))\n"
+
+
+async def test_the_code_model_fills_the_middle_through_lsp(lsp, code_model) -> None:
+    """Qwen2.5-Coder-0.5B with fill-in-the-middle: `return total / count` follows the cursor,
+    so the right middle defines both names (a prefix-only model writes `return ...` at once).
+    Then typing on the line keeps serving from the document's cache."""
+    client = await lsp.start(command=lsp.real_server,
+                             options={"model": code_model, "fim": "on", "maxNewTokens": 32,
+                                      "drafts": 1})
+    ready = await lsp.wait_model(client, timeout=TIMEOUT)
+    assert ready.startswith("ready") and "Qwen2.5-Coder" in ready, ready
+    uri = "file:///tmp/holefill_mean.py"
+    text = MEAN_BEFORE + MEAN_AFTER
+    lsp.open(client, uri, text)
+    suggestions = await inline(client, uri, types.Position(line=1, character=4))
+    assert suggestions, "no suggestion"
+    middle = suggestions[0]
+    print("fim suggestion:", repr(middle))
+    tree = ast.parse(MEAN_BEFORE + middle + MEAN_AFTER)  # it parses where it goes
+    stored = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
+              and isinstance(n.ctx, ast.Store)}
+    assert {"total", "count"} <= stored, middle  # what only the text after the cursor asks for
+    # The user types the first characters of the suggestion: the server still answers with
+    # a continuation of what was typed that fits the file.
+    typed = middle.split("\n")[0][:5]
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+        content_changes=[types.TextDocumentContentChangePartial(
+            range=types.Range(types.Position(1, 4), types.Position(1, 4)), text=typed)]))
+    again = await inline(client, uri, types.Position(line=1, character=4 + len(typed)))
+    assert again, "no suggestion after typing"
+    ast.parse(MEAN_BEFORE + typed + again[0] + MEAN_AFTER)

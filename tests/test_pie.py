@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import SMALL_MODEL
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from holefill.completion.decoder import Decoder
@@ -138,7 +139,7 @@ def test_real_model_pie_is_close_to_full_encode_and_far_closer_than_no_rotation(
     from holefill.config import Settings
     from holefill.kvcache.session import KVSession
 
-    engine = CompletionEngine.load(Settings(dtype="float32"))
+    engine = CompletionEngine.load(Settings(model=SMALL_MODEL, dtype="float32"))
     source = open(json_module.__file__.replace("__init__.py", "decoder.py"),
                   encoding="utf-8").read()[:2500]
     at = source.index("\n", 1200) + 1

@@ -133,7 +133,17 @@ def test_fields_mid_line():
         indent_unit="    ",
         block_indent_width=4,
         suffix=", b)\n",
+        continue_brackets=False,  # the text after the cursor closes the bracket
     )
+
+
+def test_a_bracket_the_following_text_closes_ends_the_line_at_its_newline():
+    open_call = ctx_at("x = call(a=1, █")
+    assert open_call.continue_brackets  # nothing closes it: the suggestion goes on
+    assert not should_stop("c=3,\n", open_call)
+    closed = ctx_at("x = call(a=1, █\n    b=2,\n)\n")  # the next lines close it
+    assert not closed.continue_brackets
+    assert not should_stop("c=3,", closed) and should_stop("c=3,\n", closed)
 
 
 def test_fields_block_after_opener():

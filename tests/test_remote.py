@@ -302,7 +302,7 @@ def test_fim_off_gives_the_prefix_only_prompt(tmp_path) -> None:
 
 
 def test_bad_fim_setting_is_a_load_error() -> None:
-    with pytest.raises(ModelError, match="setting fim: 'bogus' is not one of auto, off, qwen"):
+    with pytest.raises(ModelError, match="setting fim: 'bogus' is not one of auto, on, off, qwen"):
         RemoteEngine.load(settings("http://127.0.0.1:9", fim="bogus"))
 
 

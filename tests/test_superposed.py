@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+from conftest import SMALL_MODEL
 from lsprotocol import types
 from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -244,7 +245,8 @@ def test_a_bad_drafts_setting_fails_at_engine_load(tiny):
 
 @pytest.fixture(scope="module")
 def engine() -> CompletionEngine:
-    return CompletionEngine.load(Settings(max_new_tokens=24, drafts=3, ngram=False))
+    return CompletionEngine.load(Settings(model=SMALL_MODEL, max_new_tokens=24, drafts=3,
+                                          ngram=False))
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import time
 from typing import Any
 
 from holefill.benchmarks.common import percentile, sample_code
@@ -31,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--remote-only", action="store_true",
                         help="with --backend openai: skip the local engine's run")
+    parser.add_argument("--fresh", type=int, default=5,
+                        help="first requests on freshly opened copies of the file (time to "
+                             "the first suggestion)")
+    parser.add_argument("--no-idle", action="store_true",
+                        help="no idle-time maintenance between positions (the server runs it "
+                             "while the user pauses)")
 
 
 def count_tokens(engine: Any, text: str) -> int:
@@ -92,6 +99,19 @@ def measure(engine: Any, args: argparse.Namespace, text: str | None = None) -> d
     stages: dict[str, list[float]] = {s: [] for s in STAGES}
     reused = []
     engine.complete(CompletionRequest(text=text, offset=len(text) // 2, doc_id=doc_id))  # warm-up
+    # Time to the first suggestion: a freshly opened copy of the file, the cursor at the end of
+    # a line in its second half (the engine is warm; the document's cache is empty).
+    first_ms = []
+    fresh_rng = random.Random(args.seed + 1)  # the typing positions stay those of older runs
+    for i, index in enumerate(fresh_rng.sample(candidates, min(args.fresh, len(candidates)))):
+        end = sum(len(s) + 1 for s in lines[:index]) + len(lines[index])
+        t0 = time.perf_counter()
+        engine.complete(CompletionRequest(text=text, offset=end, doc_id=f"bench://fresh/{i}"))
+        first_ms.append((time.perf_counter() - t0) * 1000)
+        engine.forget(f"bench://fresh/{i}")
+    idle = getattr(engine, "maintain", None) if not args.no_idle else None
+    if idle:
+        idle()
     suggested, decoded = 0, []
     for index in picks:
         line = lines[index]
@@ -116,6 +136,8 @@ def measure(engine: Any, args: argparse.Namespace, text: str | None = None) -> d
             reused.append(result.reused_tokens / max(1, result.prompt_tokens))
         suggested += bool(result.items)
         decoded.append(result.timings_ms.get("decode_tokens", 0.0))
+        if idle:  # the user pauses before moving on: the server's idle-time work runs
+            idle()
     return {
         "suite": "latency",
         "model": engine.info.name,
@@ -133,4 +155,8 @@ def measure(engine: Any, args: argparse.Namespace, text: str | None = None) -> d
         "median_decoded_tokens": statistics.median(decoded),
         "jump_p50_ms": round(percentile(jump, 50), 1),
         "jump_p95_ms": round(percentile(jump, 95), 1),
+        # wall time of the first request on a freshly opened document (everything included)
+        "first_suggestion_p50_ms": round(percentile(first_ms, 50), 1) if first_ms else None,
+        "first_suggestion_max_ms": round(max(first_ms), 1) if first_ms else None,
+        "idle_maintenance": bool(idle),
     }

@@ -22,12 +22,7 @@ from holefill.completion.constrain import NameConstraint
 from holefill.completion.decoder import Decoder, UnsupportedModel
 from holefill.completion.lookup import PromptLookup
 from holefill.completion.model import LoadedModel, ModelInfo, load_model
-from holefill.completion.postprocess import (
-    analyze_cursor,
-    clean_suggestion,
-    infill_block,
-    should_stop,
-)
+from holefill.completion.postprocess import analyze_cursor, clean_suggestion, should_stop
 from holefill.config import Settings
 from holefill.context.check import check_suggestion, format_errors
 from holefill.context.prompt import context_header, error_feedback
@@ -226,6 +221,8 @@ class CompletionEngine:
         # Fill-in-the-middle where the tokenizer has the tokens (a bad `fim` is a clear error)
         vocab = self.tokenizer.get_vocab()
         self.fim = fim.resolve(settings.fim, vocab=vocab)
+        if settings.fim == "auto" and not self.info.extra.get("fim_by_default", True):
+            self.fim = None  # measured worse with FIM (model.BuiltinModel.fim_by_default)
         self.fim_ids: FimIds | None = None
         self._special = {t: i for t, i in vocab.items() if len(t) > 2 and t[0] in "<▁" and
                          i in set(getattr(self.tokenizer, "all_special_ids", []) or [])
@@ -234,9 +231,13 @@ class CompletionEngine:
             self.fim_ids = FimIds(vocab[self.fim.prefix], vocab[self.fim.suffix],
                                   vocab[self.fim.middle])
             self.eos_ids |= {vocab[t] for t in self.fim.stops if t in vocab}
-        self.info.extra["fim"] = self.fim.family if self.fim else "off"
+        self.info.extra["fim"] = self.fim.family if self.fim else (
+            "off (auto: prefix-only measures better for this model)"
+            if fim.detect(vocab) is not None and settings.fim == "auto" else "off")
         self.newline_id = self.encode("\n")[-1]
         self.store = SessionStore(settings.cache_budget_mb * 2**20)
+        # full sessions being encoded in idle time to replace quick first windows (maintain)
+        self._growing: dict[str, KVSession] = {}
         self._lock = threading.RLock()
         self.ngrams = None  # workspace n-gram table for superposed drafts (set_ngrams)
         self.api_index = None  # context.index.ApiIndex of the workspace (the server/CLI sets it)
@@ -333,6 +334,7 @@ class CompletionEngine:
     def forget(self, doc_id: str) -> None:
         with self._lock:
             self.store.drop(doc_id)
+            self._growing.pop(doc_id, None)
 
     def set_ngrams(self, table) -> None:
         """Use a workspace n-gram table (ngram.NgramTable) for superposed drafts; a table built
@@ -342,23 +344,50 @@ class CompletionEngine:
         self.ngrams = table
 
     def maintain(self, cancelled: Cancelled | None = None) -> int:
-        """Idle-time work: re-encode sessions whose PIE drift passed the refresh threshold.
-        Stops between chunks when `cancelled()`; returns how many sessions were refreshed."""
+        """Idle-time work: replace a fresh document's quick first window with the full one
+        (encoded aside, swapped in when done), and re-encode sessions whose PIE drift passed
+        the refresh threshold. Stops between chunks when `cancelled()` (what was encoded is
+        kept for the next idle time); returns how many sessions were grown or refreshed."""
         done = 0
         for doc_id in self.store.ids():
             if cancelled and cancelled():
                 break
             with self._lock:
                 session = self.store.get(doc_id, touch=False)
-                if isinstance(session, FimSession) and session.partial:
-                    if session.grow(self.can_heal, cancelled):  # widen a quick first window
-                        done += 1
+                if session is None:
                     continue
-                if session is None or session.drift <= self.settings.refresh_threshold:
+                if session.partial:
+                    done += self._grow(doc_id, session, cancelled)
+                    continue
+                if session.drift <= self.settings.refresh_threshold:
                     continue
                 if session.refresh(cancelled):
                     done += 1
         return done
+
+    def _grow(self, doc_id: str, quick: KVSession, cancelled: Cancelled | None) -> bool:
+        """Encode the full window at the quick session's document and cursor in a session of
+        its own; True once it replaced the quick one."""
+        full = self._growing.get(doc_id)
+        if full is None:
+            full = self._growing[doc_id] = self.new_session()
+        if not full.tokens:
+            full.reset(quick.doc, quick.cursor)
+        elif full.doc != quick.doc:
+            full.set_text(quick.doc)
+        if isinstance(full, FimSession):
+            target = full.prepare(quick.cursor, quick.head, self.can_heal).visible
+        else:
+            if not full.covers(quick.cursor):
+                full.reset(quick.doc, quick.cursor)
+            full.set_header(quick.header)
+            target = max(0, full.prompt_at(quick.cursor).k - 1)
+        full.cursor = quick.cursor
+        if not full.sync(target, cancelled):
+            return False
+        self.store.put(doc_id, full)
+        del self._growing[doc_id]
+        return True
 
     # -- completion -------------------------------------------------------------------------
 
@@ -397,12 +426,17 @@ class CompletionEngine:
 
         t0 = time.perf_counter()
         ctx = analyze_cursor(req.text, offset, req.tab_size, req.insert_spaces)
+        # An editor's fresh document starts with a small window near the cursor (a fast first
+        # suggestion) until idle time encodes the full one (maintain); one-shot requests (no
+        # doc_id: CLI, benchmarks) take the full window at once.
+        quick = req.doc_id is not None and (not session.tokens or session.partial)
         if not session.tokens:
-            session.reset(req.text, offset)
+            session.reset(req.text, offset, quick=quick)
         elif session.doc != req.text:
             session.set_text(req.text)
         if not session.covers(offset):
-            session.reset(req.text, offset)
+            session.reset(req.text, offset, quick=quick)
+        session.cursor = offset
         tc = time.perf_counter()
         # LANCE (RESEARCH §5) after `recv.`, the typed hole (§6) and the error round's feedback
         header = context_header(req.text, offset, self.settings, lambda t: len(self.encode(t)),
@@ -418,12 +452,8 @@ class CompletionEngine:
         else:
             context_ms = 0.0
         if fim_session:
-            ctx = infill_block(ctx)
             # FIM order: head, PRE prefix SUF suffix MID line; the middle goes on from there
             head = self.fim_head(header.files, req, feedback)
-            # an editor's fresh document: small windows first (a fast first suggestion), the
-            # rest in idle time (maintain); one-shot requests (no doc_id) take the full window
-            quick = not session.tokens and req.doc_id is not None
             fim_prompt = session.prepare(offset, head, self.can_heal, quick=quick)
             heal, extra = fim_prompt.heal, []
             visible = position = fim_prompt.visible

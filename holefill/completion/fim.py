@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-FIM_MODES = ("auto", "off", "qwen", "starcoder", "deepseek", "codellama")
+FIM_MODES = ("auto", "on", "off", "qwen", "starcoder", "deepseek", "codellama")
 
 
 @dataclass(frozen=True)
@@ -113,13 +113,14 @@ def for_model_name(name: str) -> FimTemplate | None:
 
 def resolve(mode: str, vocab: dict[str, int] | set[str] | None = None,
             model_name: str | None = None) -> FimTemplate | None:
-    """The template for setting `fim` = `mode`: auto (from the vocabulary, else the model name),
-    off, or a family name (an override; with a vocabulary, its tokens must be in it)."""
+    """The template for setting `fim` = `mode`: auto or on (from the vocabulary, else the model
+    name; the engine turns auto off for a built-in model measured worse with FIM), off, or a
+    family name (an override; with a vocabulary, its tokens must be in it)."""
     if mode not in FIM_MODES:
         raise ValueError(f"setting fim: {mode!r} is not one of {', '.join(FIM_MODES)}")
     if mode == "off":
         return None
-    if mode == "auto":
+    if mode in ("auto", "on"):
         if vocab is not None:
             found = detect(vocab)
             if found is not None or model_name is None:

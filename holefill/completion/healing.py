@@ -21,7 +21,13 @@ class TokenTexts:
 
     def __init__(self, tokenizer) -> None:
         size = len(tokenizer)
-        self.texts: list[str] = tokenizer.batch_decode([[i] for i in range(size)])
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is not None and not getattr(tokenizer, "clean_up_tokenization_spaces", False):
+            # the Rust tokenizer directly: the same texts, 4-10x faster (152k tokens: 0.4 s)
+            self.texts: list[str] = backend.decode_batch([[i] for i in range(size)],
+                                                         skip_special_tokens=False)
+        else:
+            self.texts = tokenizer.batch_decode([[i] for i in range(size)])
         special = set(getattr(tokenizer, "all_special_ids", []) or [])
         by_first: dict[str, list[int]] = defaultdict(list)
         for i, t in enumerate(self.texts):
@@ -34,10 +40,17 @@ class TokenTexts:
         return self.texts[token] if 0 <= token < len(self.texts) else ""
 
     def allowed(self, remaining: str) -> torch.Tensor:
-        """Ids of tokens that start with `remaining` or are a prefix of it."""
+        """Ids of tokens that start with `remaining` or are a prefix of it. A token that goes
+        on past `remaining` with more blanks is not allowed where `remaining` ends in a blank:
+        healing the indentation "        " must not write nine spaces (a token of 40 spaces
+        starts with 8)."""
+        blank_end = remaining[-1:] in (" ", "\t")
+        n = len(remaining)
         ids = [
             i for i in self._by_first.get(remaining[:1], ())
-            if self.texts[i].startswith(remaining) or remaining.startswith(self.texts[i])
+            if (self.texts[i].startswith(remaining)
+                and not (blank_end and self.texts[i][n:n + 1] in (" ", "\t")))
+            or remaining.startswith(self.texts[i])
         ]
         return torch.tensor(ids, dtype=torch.long)
 

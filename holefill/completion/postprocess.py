@@ -21,14 +21,13 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import pairwise
 
 import tree_sitter_python
 from tree_sitter import Language, Node, Parser
 
-__all__ = ["CursorContext", "TAB_WIDTH", "analyze_cursor", "clean_suggestion", "infill_block",
-           "should_stop"]
+__all__ = ["CursorContext", "TAB_WIDTH", "analyze_cursor", "clean_suggestion", "should_stop"]
 
 TAB_WIDTH = 4  # columns per tab stop when comparing indentation widths
 
@@ -71,6 +70,10 @@ class CursorContext:
     indent_unit: str  # one level of indentation used by the file: "\t" or N spaces
     block_indent_width: int  # columns of the block the cursor is in; block mode stops below it
     suffix: str  # the document text after the cursor (for duplicate-suffix stripping)
+    # line mode: a line that leaves a bracket open goes on (up to MAX_CONTINUATION_LINES),
+    # except where the text after the cursor closes the brackets itself (arguments on the
+    # following lines: going on would write those lines again)
+    continue_brackets: bool = True
 
 
 # --------------------------------------------------------------------------- helpers
@@ -290,6 +293,8 @@ def analyze_cursor(
         found = _block_position(text, lines, text.count("\n", 0, offset), line_prefix, unit_w)
         if found is not None:
             mode, block_width = "block", found
+    depth = _bracket_depth(line_prefix)
+    continue_brackets = not (depth > 0 and depth + _bracket_depth(suffix[:_SUFFIX_SCAN_CHARS]) <= 0)
 
     return CursorContext(
         mode=mode,
@@ -299,6 +304,7 @@ def analyze_cursor(
         indent_unit=unit,
         block_indent_width=block_width,
         suffix=suffix,
+        continue_brackets=continue_brackets,
     )
 
 
@@ -341,13 +347,7 @@ def _block_position(
     return None
 
 
-def infill_block(ctx: CursorContext) -> CursorContext:
-    """The context for a fill-in-the-middle model, which sees the text after the cursor and ends
-    the middle itself: on a blank line it may write several lines (a block at the cursor's
-    indentation, ended by the model or by a line indented below it)."""
-    if ctx.mode == "line" and _ws_only(ctx.line_prefix) and not ctx.line_suffix.strip():
-        return replace(ctx, mode="block", block_indent_width=_width(ctx.line_prefix))
-    return ctx
+_SUFFIX_SCAN_CHARS = 2000  # how far analyze_cursor looks for the brackets' closers
 
 
 # --------------------------------------------------------------------------- should_stop
@@ -389,8 +389,9 @@ def _line_end(generated: str, ctx: CursorContext) -> int:
     base = max(0, _bracket_depth(ctx.line_prefix))
     pos = generated.find("\n", start)
     extra_lines = 0
+    limit = MAX_CONTINUATION_LINES if ctx.continue_brackets else 0
     while pos >= 0:
-        if base + _bracket_depth(generated[:pos]) <= 0 or extra_lines >= MAX_CONTINUATION_LINES:
+        if base + _bracket_depth(generated[:pos]) <= 0 or extra_lines >= limit:
             return pos
         extra_lines += 1
         pos = generated.find("\n", pos + 1)

@@ -57,8 +57,8 @@ from holefill.completion.engine import (
     finish_drafts,
     with_error_rounds,
 )
-from holefill.completion.model import ModelError, ModelInfo
-from holefill.completion.postprocess import CursorContext, analyze_cursor, infill_block
+from holefill.completion.model import ModelError, ModelInfo, builtin_model
+from holefill.completion.postprocess import CursorContext, analyze_cursor
 from holefill.completion.postprocess import should_stop as _should_stop
 from holefill.config import Settings
 from holefill.context.prompt import context_header
@@ -225,7 +225,9 @@ class RemoteEngine:
             if not key:
                 raise ModelError(f"api_key_env names {settings.api_key_env!r}, which is not set")
             self.headers["Authorization"] = f"Bearer {key}"  # never logged
-        self.model_name: str | None = None if settings.model in ("", "embedded") else settings.model
+        # a built-in model's name means local weights: the endpoint's own model is used then
+        builtin = settings.model in ("", "embedded") or builtin_model(settings.model) is not None
+        self.model_name: str | None = None if builtin else settings.model
         self.api_index: Any = None  # context.index.ApiIndex of the workspace (server/CLI set it)
         self.flavour = ""  # "vllm", "llamacpp", ... from /v1/models (decides extra fields)
         # the FIM template: from the setting, or guessed from the served model's id once known
@@ -358,8 +360,6 @@ class RemoteEngine:
 
         t0 = time.perf_counter()
         ctx = analyze_cursor(req.text, offset, req.tab_size, req.insert_spaces)
-        if self.fim is not None:  # the model sees the suffix and ends the middle itself
-            ctx = infill_block(ctx)
         tc = time.perf_counter()
         prompt, hole = build_prompt(req.text, offset, self.settings, req.path, req.workspace,
                                     self.api_index, feedback, self.fim)

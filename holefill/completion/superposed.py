@@ -25,6 +25,7 @@ import torch
 from holefill.completion.postprocess import CursorContext, should_stop
 
 PENALTY = 200.0  # RESEARCH §2.3: drafts with no n-gram support are demoted, not NaN
+SPARE_STEPS = 8
 
 
 @dataclass
@@ -102,6 +103,9 @@ def decode(engine, session, logits: torch.Tensor, position: int, hide: tuple[int
     alive = [RawDraft(ids=[], score=0.0, remaining=heal)]
     done: list[RawDraft] = []
     forwards = 0
+    # Once a draft is finished, the others get as many more steps as it took (at least
+    # SPARE_STEPS): one draft that runs on (an unclosed bracket) must not hold back the rest.
+    deadline: int | None = None
 
     def text_of(ids: list[int]) -> str:
         return engine.tokenizer.decode(ids, skip_special_tokens=True)[len(heal):]
@@ -158,7 +162,9 @@ def decode(engine, session, logits: torch.Tensor, position: int, hide: tuple[int
         done.sort(key=lambda r: -r.score)
         del done[k:]
         alive = new_alive
-        if not alive:
+        if deadline is None and any(d.finished for d in done):
+            deadline = forwards + max(SPARE_STEPS, forwards)
+        if not alive or (deadline is not None and forwards >= deadline):
             break
         # Scores only fall: once k drafts are done and no alive draft beats them, stop.
         if len(done) >= k and max(a.score for a in alive) <= done[-1].score:

@@ -13,7 +13,7 @@ to an idle-time refresh.
 
 Both windows have ends that stay put while the user types (aligned starts and ends), and the
 first request on a fresh document uses small windows near the cursor (a fast first suggestion);
-`grow` widens them later in idle time.
+idle time replaces the session with a fully encoded one (CompletionEngine.maintain).
 """
 
 from __future__ import annotations
@@ -22,11 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from holefill.completion.fim import suffix_window
-from holefill.kvcache.session import Cancelled, KVSession, Tokenize, segment_blocks
+from holefill.kvcache.session import KVSession, Tokenize, segment_blocks
 from holefill.kvcache.window import window_start
 
-QUICK_PREFIX_CHARS = 1200  # first request on a fresh document: ~300 tokens before the cursor
-QUICK_SUFFIX_CHARS = 256  # and ~100 after it
+# First requests on a fresh document (until idle time widens the windows): ~170 tokens before
+# the cursor and ~60 after it, about 0.6 s of prefill for a 0.5B model on our 2-core CPU (the
+# first suggestion in under a second: bench latency, first_suggestion_*).
+QUICK_PREFIX_CHARS = 600
+QUICK_SUFFIX_CHARS = 200
 
 
 @dataclass
@@ -51,17 +54,15 @@ class FimSession(KVSession):
         self.ids = ids
         self.prefix_chars = prefix_chars
         self.suffix_chars = suffix_chars
-        self.cursor = 0
         self.head: list[int] = []
-        self.partial = False  # the cached layout has the quick windows (grow widens them)
         self.window_start = 0  # document offset where the cached prefix window starts
         self.segments: list[list[int]] = []  # the cached layout's pieces (segment_blocks)
 
     # -- document text: the layout follows at the next prepare ------------------------------
 
-    def reset(self, doc: str, cursor: int) -> None:
+    def reset(self, doc: str, cursor: int, quick: bool = False) -> None:
         self.doc = doc
-        self.cursor = cursor
+        self.cursor, self.partial = cursor, quick
         self.tokens, self.ends, self.segments = [], [], []
         self.encoded, self.dirty = 0, []
         self.edited_since_refresh = self.refreshed_upto = 0
@@ -154,19 +155,3 @@ class FimSession(KVSession):
         else:
             self.retarget(tokens, blocks=segment_blocks(old_segments, segments))
         return FimPrompt(visible=len(tokens) - 1, heal=heal, prefix_tail=doc_ids[-8:])
-
-    def grow(self, can_heal: Callable[[str], bool], cancelled: Cancelled | None = None) -> bool:
-        """Idle time after a quick first request: widen the windows to their full size at the
-        last cursor and encode them (afresh when the prefix window starts earlier: the cached
-        tokens never saw the text before them). False if cancelled (call again later)."""
-        if not self.partial:
-            return True
-        if not self.covers(self.cursor):
-            self.partial = False
-            return True
-        self.prepare(self.cursor, self.head, can_heal)
-        self.partial = True  # until the encode below is done
-        if not self.sync(len(self.tokens) - 1, cancelled):
-            return False
-        self.partial = False
-        return True
