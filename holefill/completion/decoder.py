@@ -139,15 +139,17 @@ class Linear:
             y = F.linear(x.to(torch.bfloat16), self.prefill_weight).to(x.dtype)
             return y if self.bias is None else y + self.bias.to(x.dtype)
         if self.fmt in ("int8", "int4"):
-            shape = x.shape
-            x2 = x.reshape(-1, shape[-1]).to(torch.bfloat16)
+            x2 = x.to(torch.bfloat16) if x.dim() == 2 else x.reshape(-1, x.shape[-1]).to(
+                torch.bfloat16)
             if self.fmt == "int8":
                 y = torch._weight_int8pack_mm(x2, self.weight, self.scale)
             else:
                 y = torch.ops.aten._weight_int4pack_mm_for_cpu(x2, self.weight, self.group,
                                                                self.scale)
-            y = y.reshape(*shape[:-1], -1).to(x.dtype)
-            return y if self.bias is None else y + self.bias.to(x.dtype)
+            if x.dim() != 2:
+                y = y.reshape(*x.shape[:-1], -1)
+            y = y.to(x.dtype)
+            return y if self.bias is None else y + self.bias
         if x.dtype != self.weight.dtype:
             return F.linear(x.to(self.weight.dtype), self.weight, self.bias).to(x.dtype)
         return F.linear(x, self.weight, self.bias)
@@ -437,15 +439,16 @@ class Decoder:
                     m[:, hide[0]:hide[1]] = False
                 row_masks.append(m)
         nq, nkv, hd = self.n_heads, self.n_kv, self.head_dim
+        cos_h, sin_h = cos[:, None], sin[:, None]  # [T, 1, hd]: broadcast over the heads
         layers = self.layers[first_layer:n_layers]
         for i, layer in enumerate(layers, start=first_layer):
             h = _rms_norm(x, layer.ln1, self.eps)
             qkv = layer.qkv(h)
-            q = qkv[:, : nq * hd].view(T, nq, hd).transpose(0, 1)
-            k = qkv[:, nq * hd : (nq + nkv) * hd].view(T, nkv, hd).transpose(0, 1)
+            # queries and keys rotated together (one pass of small ops instead of two)
+            qk = qkv[:, : (nq + nkv) * hd].view(T, nq + nkv, hd)
+            qk = (qk * cos_h + _rotate_half(qk) * sin_h).transpose(0, 1)
+            q, k = qk[:nq], qk[nq:]
             v = qkv[:, (nq + nkv) * hd :].view(T, nkv, hd).transpose(0, 1)
-            q = q * cos + _rotate_half(q) * sin
-            k = k * cos + _rotate_half(k) * sin
             cache.k[i, :, start:end] = k
             cache.v[i, :, start:end] = v
             if per_row_attention:
