@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--drift", action="store_true",
                         help="also measure the refresh threshold's effect over a long edit stream")
+    parser.add_argument("--fim", type=int, default=0, metavar="N",
+                        help="only the fill-in-the-middle session (a FIM model, fim on): N "
+                             "cursor walks, the cache after each step against a fresh encode")
 
 
 @dataclass
@@ -223,7 +226,70 @@ def measure(engine: CompletionEngine, case: EditCase, base, mode: str) -> tuple[
     return update_ms, (result.items[0].text if result.items else "")
 
 
+def fim_walks(engine: CompletionEngine, n: int, seed: int) -> dict:
+    """The FIM session (kvcache/fim_session.py) through typing and line moves: per step, the
+    next token after the cached prompt from the updated cache against a fresh encode of the same
+    prompt (argmax agreement, KL), and the update time against the fresh encode's."""
+    import torch
+
+    from holefill.kvcache.fim_session import FimSession
+
+    rng = random.Random(seed)
+    texts = [(package_dir(f.split("/")[0]) / f.split("/")[1]).read_text(encoding="utf-8")
+             for f in FIXTURE_FILES]
+    steps: dict[str, list[dict]] = {"type": [], "next_line": [], "jump_down": [], "jump_up": []}
+    for walk in range(n):
+        text = texts[walk % len(texts)]
+        starts = [i for i, ch in enumerate(text) if ch == "\n"][40:-40]
+        line_end = rng.choice(starts)
+        session = engine.new_session()
+        if not isinstance(session, FimSession):
+            raise SystemExit("bench edits --fim needs a model with FIM on (e.g. --model "
+                             "qwen2.5-coder-0.5b with HOLEFILL_FIM=on)")
+        session.reset(text, line_end)
+        session.sync(session.prepare(line_end, [], engine.can_heal).visible)
+        moves = [("type", line_end - rng.randrange(1, 6))]  # a few characters back on the line
+        nxt = text.find("\n", line_end + 1)
+        moves.append(("next_line", nxt if nxt > 0 else line_end))
+        down = starts[min(len(starts) - 1, starts.index(line_end) + rng.randrange(3, 12))]
+        moves.append(("jump_down", down))
+        up = starts[max(0, starts.index(line_end) - rng.randrange(3, 12))]
+        moves.append(("jump_up", up))
+        for kind, cursor in moves:
+            t0 = time.perf_counter()
+            prompt = session.prepare(cursor, [], engine.can_heal)
+            session.sync(prompt.visible)
+            update_ms = (time.perf_counter() - t0) * 1000
+            last = torch.tensor(session.tokens[prompt.visible:])
+            session.end_scratch()
+            got = session.scratch_forward(last, prompt.visible, (prompt.visible,) * 2)[-1]
+            session.end_scratch()
+            t1 = time.perf_counter()
+            fresh = engine.decoder.new_cache(len(session.tokens) + 8)
+            ids = torch.tensor(session.tokens)
+            for a in range(0, len(ids), 256):
+                out = engine.decoder.forward(fresh, ids[a:a + 256])
+            fresh_ms = (time.perf_counter() - t1) * 1000
+            want = out[-1]
+            lp, lq = torch.log_softmax(want, -1), torch.log_softmax(got, -1)
+            steps[kind].append({"agree": float(int(want.argmax()) == int(got.argmax())),
+                                "kl": float((lp.exp() * (lp - lq)).sum()),
+                                "update_ms": update_ms, "fresh_ms": fresh_ms,
+                                "drift": session.drift})
+    return {kind: {"n": len(rows),
+                   "argmax_agreement": round(statistics.mean(r["agree"] for r in rows), 3),
+                   "kl_median": round(statistics.median(r["kl"] for r in rows), 5),
+                   "update_ms_median": round(statistics.median(r["update_ms"] for r in rows), 1),
+                   "fresh_encode_ms_median": round(statistics.median(r["fresh_ms"] for r in rows),
+                                                   1)}
+            for kind, rows in steps.items()}
+
+
 def run(args: argparse.Namespace) -> dict:
+    if args.fim:
+        engine = CompletionEngine.load(args.settings)
+        return {"suite": "edits", "model": engine.info.name, "fim": engine.info.extra.get("fim"),
+                "fim_walks": fim_walks(engine, args.fim, args.seed)}
     # The session's window must hold the whole ~window_tokens window of the old file.
     engine = CompletionEngine.load(
         args.settings.updated({"max_prompt_tokens": args.window_tokens * 3 // 2}))

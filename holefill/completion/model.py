@@ -225,6 +225,11 @@ def _engine_dir_ready(out: Path) -> bool:
         return False
 
 
+def is_prepared(spec: BuiltinModel) -> bool:
+    """Whether the built-in model is converted already (its first use then takes seconds)."""
+    return _engine_dir_ready(engine_dir(spec.name))
+
+
 def prepare_builtin(spec: BuiltinModel, download: bool = True) -> Path:
     """The engine directory of a built-in model: fetched and converted on first use."""
     out = engine_dir(spec.name)

