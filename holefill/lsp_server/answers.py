@@ -28,7 +28,7 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from cattrs import BaseValidationError, transform_error
+from cattrs import BaseValidationError, Converter, transform_error
 from lsprotocol import types
 from pygls.exceptions import (
     JsonRpcException,
@@ -39,6 +39,7 @@ from pygls.exceptions import (
     JsonRpcParseError,
     JsonRpcServerNotInitialized,
 )
+from pygls.protocol import default_converter
 from pygls.protocol.json_rpc import JsonRPCNotification, JsonRPCRequestMessage
 
 if TYPE_CHECKING:
@@ -51,6 +52,29 @@ MAX_REASONS = 5  # fields named in an InvalidParams message
 # Requests a server may get before `initialize` has been answered (none but initialize itself);
 # notifications before it are dropped, except exit (LSP 3.17, "Initialize Request").
 _BEFORE_INIT = {types.INITIALIZE}
+
+
+def _strict(kind: type, accept: tuple[type, ...]) -> Callable[[Any, Any], Any]:
+    def structure(value: Any, _: Any) -> Any:
+        if isinstance(value, bool) and kind is not bool:
+            raise ValueError(f"expected {kind.__name__}, got a boolean")
+        if not isinstance(value, accept) or (kind is int and isinstance(value, float)
+                                             and not value.is_integer()):  # fmt: skip
+            raise ValueError(f"expected {kind.__name__}")
+        return kind(value)
+
+    return structure
+
+
+def converter() -> Converter:
+    """pygls' converter, with JSON scalars taken as they are: cattrs coerces, so that
+    `"text": null` became the text "None" (and was inserted), `"line": "7"` or `true` a number."""
+    conv = default_converter()
+    conv.register_structure_hook(str, _strict(str, (str,)))
+    conv.register_structure_hook(int, _strict(int, (int, float)))  # 3.0 is an integer
+    conv.register_structure_hook(float, _strict(float, (int, float)))
+    conv.register_structure_hook(bool, _strict(bool, (bool,)))
+    return conv
 
 
 def is_notification(method: str) -> bool:

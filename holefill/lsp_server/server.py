@@ -72,7 +72,10 @@ class HolefillProtocol(LanguageServerProtocol):
 
 class HolefillServer(LanguageServer):
     def __init__(self, settings: Settings, engine_factory: EngineFactory) -> None:
-        super().__init__("holefill", __version__, protocol_cls=HolefillProtocol)
+        super().__init__(
+            "holefill", __version__, protocol_cls=HolefillProtocol,
+            converter_factory=answers.converter,
+        )  # fmt: skip
         self.settings = settings
         self.host = EngineHost(engine_factory)
         self.host.notify = self.show_notice  # e.g. the openai backend's endpoint down / back
