@@ -150,7 +150,7 @@ def admit(protocol: LanguageServerProtocol, message: Any, initialized: bool) -> 
         refuse(protocol, msg_id, JsonRpcMethodNotFound.of(method))
         return None
     message_type = protocol.get_message_type(method)
-    if message_type is None:  # our own methods: params stay raw (JSON-RPC: they may be omitted)
+    if message_type is None:  # our own methods: pygls' generic request (params may be omitted)
         message_type, message = JsonRPCRequestMessage, {"params": None, **message}
     try:
         return protocol._converter.structure(message, message_type)
