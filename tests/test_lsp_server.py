@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from lsprotocol import types
-from pygls.exceptions import JsonRpcRequestCancelled
+from pygls.exceptions import JsonRpcException, JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient, client_capabilities
 
 from holefill.lsp_server.documents import cursor_at, position_at, units, word_before
@@ -31,6 +31,7 @@ CODE = "import os\n\n\ndef main():\n    path = os.pa\n"
 URI = "file:///tmp/holefill-tests/example.py"
 DATA = Path(__file__).parent / "data"
 UTF16, UTF8 = types.PositionEncodingKind.Utf16, types.PositionEncodingKind.Utf8
+INLINE = types.TEXT_DOCUMENT_INLINE_COMPLETION
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -438,6 +439,43 @@ async def test_bad_input_gets_empty_results_and_the_server_keeps_serving(lsp) ->
     await complete(client, 1, 1, uri="file:///tmp/surrogate.py")
     # Still serving.
     assert len(await inline(client, 4, 16)) == 1
+
+
+async def test_malformed_requests_get_error_answers(lsp) -> None:
+    """The two requests of issue 17 that were never answered, and their relatives."""
+    client = await lsp.start()
+    await lsp.wait_model(client)
+    lsp.open(client, URI, CODE)
+
+    async def error(method: str, params: Any) -> JsonRpcException:
+        # Sent as it is: the typed client would not send such params.
+        msg_id = f"malformed-{len(client.protocol._request_futures)}-{time.monotonic()}"
+        answer: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        client.protocol._request_futures[msg_id] = answer
+        message = {"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params}
+        send_raw(client, json.dumps(message).encode())
+        with pytest.raises(JsonRpcException) as info:
+            await asyncio.wait_for(asyncio.wrap_future(answer), 10)
+        return info.value
+
+    bad = await error(INLINE, {"textDocument": {}, "position": "bad"})
+    assert bad.code == -32602 and "$.params.position.line" in bad.message
+    assert "$.params.textDocument.uri" in bad.message
+    negative = {"line": -1, "character": 0}
+    actions = {"textDocument": {"uri": URI}, "range": {"start": negative, "end": negative},
+               "context": {"diagnostics": []}}  # fmt: skip
+    assert (await error("textDocument/codeAction", actions)).code == -32602
+    assert (await error("no/such/method", {})).code == -32601
+    assert (await error("textDocument/didSave", {"textDocument": {"uri": URI}})).code == -32600
+    # A malformed notification is dropped (and logged); the document is as it was.
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=URI, version=2),
+        content_changes=[types.TextDocumentContentChangeWholeDocument(text="x")]))  # fmt: skip
+    send_raw(client, json.dumps({"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {
+        "textDocument": {"uri": URI, "version": 3},
+        "contentChanges": [{"text": "y"}, {"text": None}]}}).encode())  # fmt: skip
+    assert request_seen((await inline(client, 0, 5))[0])["offset"] == 1  # "x", clamped
+    assert (await events(client, "edit"))[-1]["edit"] == [0, len(CODE), "x"]
 
 
 async def test_five_megabyte_file(lsp) -> None:

@@ -2,12 +2,19 @@
 
 LSP lines end at "\\n", "\\r\\n" or "\\r" (not at the other characters `str.splitlines` knows),
 and columns count UTF-16 code units unless the client negotiated UTF-8 or UTF-32. Positions past
-the end of a line or of the document are clamped, as the specification asks.
+the end of a line or of the document are clamped, as the specification asks; a column inside a
+character (between the halves of a UTF-16 surrogate pair) means after it.
+
+Document edits (didChange) are applied here too, with the same positions, so that the text the
+server holds, the engine's cache edits and every request's cursor agree with the client's buffer.
+(pygls' own edits split lines like `str.splitlines`, at form feeds and U+2028 too, and clamp a
+column past the end of the last line to before its last character.)
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -84,6 +91,31 @@ def cursor_at(text: str, position: types.Position, encoding: str | None) -> Curs
     start, end = bounds
     column = _column_to_chars(text[start:end], max(position.character, 0), encoding)
     return Cursor(start + column, line, column, start)
+
+
+def change_offsets(
+    text: str, change: types.TextDocumentContentChangeEvent, encoding: str | None
+) -> tuple[int, int]:
+    """The character offsets a content change replaces: the whole text without a range; a range
+    whose end comes before its start is taken from end to start (like VS Code's Range)."""
+    if not isinstance(change, types.TextDocumentContentChangePartial):
+        return 0, len(text)
+    start = cursor_at(text, change.range.start, encoding).offset
+    end = cursor_at(text, change.range.end, encoding).offset
+    return (start, end) if start <= end else (end, start)
+
+
+def apply_changes(
+    text: str, changes: Sequence[types.TextDocumentContentChangeEvent], encoding: str | None
+) -> tuple[str, list[tuple[int, int, str]]]:
+    """The text after the changes (in order, each on the text the previous one left) and the
+    edits as (start, end, new text) character offsets, in the same order."""
+    edits = []
+    for change in changes:
+        start, end = change_offsets(text, change, encoding)
+        edits.append((start, end, change.text))
+        text = text[:start] + change.text + text[end:]
+    return text, edits
 
 
 def position_at(text: str, cursor: Cursor, column: int, encoding: str | None) -> types.Position:

@@ -125,23 +125,12 @@ async def completion(ls: HolefillServer, params: types.CompletionParams) -> type
     return completions.completion_list(model, await jedi, incomplete=loading)
 
 
-def cache_edits(ls: HolefillServer, params: types.DidChangeTextDocumentParams) -> None:
+def cache_edits(ls: HolefillServer, uri: str, edits: list[tuple[int, int, str]]) -> None:
     """The engine's KV session follows the document edit by edit (character offsets, each into
-    the text the previous one left), so only the edited tokens are re-encoded."""
-    doc = open_document(ls.workspace, params.text_document.uri)
-    if doc is None or not ls.host.ready:
-        return
-    text, encoding = doc.source, ls.workspace.position_encoding
-    edits = []
-    for change in params.content_changes:
-        if isinstance(change, types.TextDocumentContentChangePartial):
-            start = cursor_at(text, change.range.start, encoding).offset
-            end = max(cursor_at(text, change.range.end, encoding).offset, start)
-        else:
-            start, end = 0, len(text)
-        edits.append((start, end, valid_unicode(change.text)))
-        text = text[:start] + change.text + text[end:]
-    ls.host.edit(doc.uri, edits)
+    the text the previous one left, as documents.apply_changes gives them), so only the edited
+    tokens are re-encoded."""
+    if ls.host.ready:
+        ls.host.edit(uri, [(start, end, valid_unicode(text)) for start, end, text in edits])
 
 
 def start_loading(ls: HolefillServer) -> None:

@@ -8,41 +8,74 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from lsprotocol import types
+from pygls.exceptions import FeatureRequestError, JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
 from holefill import __version__
 from holefill.config import Settings
-from holefill.lsp_server import api_hooks, chatlsp, features, logs, merge_hooks, transport
+from holefill.lsp_server import answers, api_hooks, chatlsp, features, logs, merge_hooks, transport
+from holefill.lsp_server.documents import apply_changes, open_document
 from holefill.lsp_server.engine_host import EngineFactory, EngineHost, default_engine_factory
 
 
 class HolefillProtocol(LanguageServerProtocol):
-    """pygls' protocol, plus: the `formattingOptions` a client may send with an inline
-    completion request (lsprotocol's type would drop them) are kept by request id, and each
-    didChange is turned into engine cache edits against the text before pygls applies it."""
+    """pygls' protocol, plus: every message passes answers.admit first (every request gets an
+    answer, malformed ones an error); the `formattingOptions` a client may send with an inline
+    completion request (lsprotocol's type would drop them) are kept by request id; didChange
+    edits are applied with documents.apply_changes and handed to the engine's cache as well."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.initialize_seen = False
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> Any:
-        features.cache_edits(self._server, params)  # type: ignore[arg-type]
-        return (yield from super().lsp_text_document__did_change(params))
+        doc = open_document(self.workspace, params.text_document.uri)
+        if doc is None:
+            features.log.warning("didChange for a document that is not open: ignored")
+            return
+        text, edits = apply_changes(
+            doc.source, params.content_changes, self.workspace.position_encoding
+        )
+        features.cache_edits(self._server, doc.uri, edits)  # type: ignore[arg-type]
+        whole = types.TextDocumentContentChangeWholeDocument(text=text)
+        self.workspace.update_text_document(params.text_document, whole)
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
+            yield handler, (params,), None
 
     def structure_message(self, data: dict[str, Any]) -> Any:
-        message = super().structure_message(data)
-        if data.get("method") == types.TEXT_DOCUMENT_INLINE_COMPLETION and "id" in data:
-            params = data.get("params")
-            if isinstance(params, dict) and isinstance(params.get("formattingOptions"), dict):
+        # json.loads' object hook, called on nested objects too: handle_message structures
+        # the whole message once (answers.py).
+        return data
+
+    def structure_response(self, data: dict[str, Any]) -> Any:
+        return super().structure_message(data)
+
+    def handle_message(self, message: Any) -> None:
+        structured = answers.admit(self, message, self.initialize_seen)
+        if structured is None:
+            return
+        method = message.get("method")
+        if method == types.INITIALIZE:
+            self.initialize_seen = True
+        if method == types.TEXT_DOCUMENT_INLINE_COMPLETION and "id" in message:
+            options = message["params"].get("formattingOptions")  # params: an object by now
+            if isinstance(options, dict):
                 kept = self._server.formatting  # type: ignore[attr-defined]
-                kept[data["id"]] = params["formattingOptions"]
+                kept[message["id"]] = options
                 if len(kept) > 64:  # requests cancelled before their handler ran
                     del kept[next(iter(kept))]
-        return message
+        super().handle_message(structured)
 
 
 class HolefillServer(LanguageServer):
     def __init__(self, settings: Settings, engine_factory: EngineFactory) -> None:
-        super().__init__("holefill", __version__, protocol_cls=HolefillProtocol)
+        super().__init__(
+            "holefill", __version__, protocol_cls=HolefillProtocol,
+            converter_factory=answers.converter,
+        )  # fmt: skip
         self.settings = settings
         self.host = EngineHost(engine_factory)
         self.host.notify = self.show_notice  # e.g. the openai backend's endpoint down / back
@@ -78,8 +111,19 @@ class HolefillServer(LanguageServer):
         kind = types.MessageType.Error if error else types.MessageType.Info
         self.window_show_message(types.ShowMessageParams(type=kind, message=message))
 
+    def feature(self, feature_name: str, options: Any = None) -> Any:
+        """pygls' registration, with each handler inside answers.guarded (its failures logged
+        without source text; a request's answered with InternalError)."""
+        register = super().feature(feature_name, options)
+        return lambda handler: register(answers.guarded(feature_name, handler))
+
     def report_server_error(self, error: Exception, source: Any) -> None:
-        """Errors outside a request are logged, never shown (no message storms)."""
+        """Errors outside a request are logged, never shown (no message storms). A message body
+        that is not JSON gets its ParseError answer here (pygls' read loop reports it)."""
+        if answers.unreadable(self.protocol, error):
+            return
+        if isinstance(error, JsonRpcException) and source is FeatureRequestError:
+            return  # answered with this error; pygls logged it, and answers.guarded the cause
         features.log.error("internal error (%s): %s", source.__name__, type(error).__name__)
 
     def shutdown(self) -> None:

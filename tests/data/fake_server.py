@@ -5,7 +5,8 @@ The fake engine has the real engine's shape. Its behaviour follows the settings:
 - each generated "token" takes 20 ms and generation stops between tokens when cancelled;
 - a document containing RAISE (or a lone surrogate, as with a real tokenizer) makes it raise.
 The suggestion is JSON describing the request, so tests can check what the server sent.
-The custom request `fake/events` returns what the engine saw.
+The custom request `fake/events` returns what the engine saw (`{"since": n}`: from the n-th event
+on), and `fake/document` the text and version the server holds for `{"uri": ...}`.
 """
 
 from __future__ import annotations
@@ -86,7 +87,12 @@ def main() -> None:
 
     @server.feature("fake/events")
     def events(params: Any) -> list[dict[str, Any]]:
-        return EVENTS
+        return EVENTS[getattr(params, "since", 0) :]  # pygls: params as namedtuples
+
+    @server.feature("fake/document")
+    def document(params: Any) -> dict[str, Any] | None:
+        doc = server.workspace.text_documents.get(params.uri)
+        return None if doc is None else {"text": doc.source, "version": doc.version}
 
     if len(sys.argv) > 2 and sys.argv[1] == "--tcp":
         transport.serve_tcp(server, *transport.parse_tcp(sys.argv[2]))
