@@ -104,6 +104,7 @@ def _hunk_records(path: str, res: FileResolution) -> list[dict[str, Any]]:
                 "path": path,
                 "hunk": r.hunk.index,
                 "status": r.status,
+                "stage": r.stage,
                 "pattern": r.pattern,
                 "confidence": None if r.confidence is None else round(r.confidence, 4),
                 "text": r.text,
@@ -144,8 +145,10 @@ def main_resolve(args: argparse.Namespace) -> int:
             print(f"{name}: no conflict markers", file=out)
             continue
         for r in recs:
-            if r["status"] == "resolved":
-                line = f"resolved ({r['pattern']}, p={r['confidence']:.2f})"
+            if r["status"] == "resolved" and r["stage"] == "structured":
+                line = f"resolved (structured: {r['pattern']})"
+            elif r["status"] == "resolved":
+                line = f"resolved ({r['stage']}: {r['pattern']}, p={r['confidence']:.2f})"
             elif r["pattern"]:
                 line = f"abstained: {r['reason']} (best {r['pattern']})"
             else:

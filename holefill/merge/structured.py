@@ -1,0 +1,752 @@
+"""Structured (syntax-tree) merge of one conflict hunk, run before the classifier.
+
+The idea is mergiraf's: parse the three revisions with tree-sitter, match their nodes, and merge
+where the two sides' changes touch different nodes or commute.  Like mergiraf's default mode it
+works from a line-level conflict: the three revisions are rebuilt as ``before + side + after``
+(the text around the hunk is identical in all three), so everything outside the hunk matches
+trivially and only the nodes the hunk touches are merged.
+
+``merge_node(base, ours, theirs)`` on matched nodes:
+
+1. a side equal to the base gives the other side; two equal sides give that text;
+2. otherwise, when the three nodes have the same type, their children are aligned with the base
+   (equal children by a longest common subsequence; the rest paired by position or by an identity
+   key such as a definition's name) and merged child by child: a child changed on one side only
+   takes that change, a child changed on both sides is merged recursively, a child deleted on one
+   side and changed on the other is a conflict;
+3. insertions at the same place on both sides are kept together only in containers that a
+   ``CommutativeRule`` of the language declares order-insensitive (import blocks, class members,
+   ``__all__``, set and dict literals, keyword arguments, some decorators), only when every
+   inserted node is a member of that container, the two sides bind different names and neither
+   side's new code mentions a name the other side's new code binds.  Anywhere else (a function
+   body, positional arguments, module-level assignments) they are a conflict.
+
+A conflict anywhere means the whole hunk abstains: nothing is half merged.  The result must start
+with the unchanged text before the hunk and end with the unchanged text after it (so no byte
+outside the hunk can change), and the caller still applies its parse check.  Language-specific
+knowledge lives in ``LanguageProfile`` tables; the algorithm only reads them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .diff3 import diff_matches
+
+__all__ = [
+    "PYTHON",
+    "CommutativeRule",
+    "LanguageProfile",
+    "StructuredResult",
+    "merge_hunk",
+    "merge_revisions",
+    "profile_for_path",
+]
+
+MAX_DEPTH = 200  # deeper than any real code; guards the recursion on pathological input
+
+
+# --------------------------------------------------------------------------- language tables
+
+
+def _always(_node: Any) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class CommutativeRule:
+    """A container whose members may be inserted side by side in either order.
+
+    ``parents``: node types of the container; ``applies(container)`` narrows it further (``list``
+    only as the value of ``__all__``).  ``members``: node types that commute there (None: any named
+    node); ``member_ok`` rejects some of them (an order-sensitive decorator).  ``fillers``: nodes
+    that may travel with the members (comments, comma separators).  ``keys(member)``: the names a
+    member binds; two sides binding the same name conflict.  ``separator``: the token between
+    members in comma lists, used to check that a concatenation still alternates member/separator.
+    ``sortable``: the container's members are often kept sorted (imports): when the existing
+    members and each side's insertion are in order, the union is inserted in order too.
+    """
+
+    name: str
+    parents: frozenset[str]
+    members: frozenset[str] | None
+    keys: Callable[[Any], frozenset[str]]
+    fillers: frozenset[str] = frozenset({"comment"})
+    applies: Callable[[Any], bool] = _always
+    member_ok: Callable[[Any], bool] = _always
+    separator: str | None = None
+    sortable: bool = False
+
+
+@dataclass(frozen=True)
+class LanguageProfile:
+    """What the structured merge knows about one language."""
+
+    name: str
+    extensions: tuple[str, ...]
+    load_language: Callable[[], Any]  # the tree-sitter Language
+    rules: tuple[CommutativeRule, ...]
+    # Containers whose children are whole statements: there, a statement both sides insert
+    # identically is kept once even when the sides insert other statements next to it.
+    statement_containers: frozenset[str] = frozenset()
+    identifier_types: frozenset[str] = frozenset({"identifier"})
+
+    def rule_for(self, container: Any) -> list[CommutativeRule]:
+        return [r for r in self.rules if container.type in r.parents and r.applies(container)]
+
+
+def _text(node: Any) -> str:
+    return node.text.decode("utf-8", "surrogatepass") if node is not None else ""
+
+
+def _py_import_keys(node: Any) -> frozenset[str]:
+    """Names an import binds: the alias, else the full dotted name (``import a.b`` and
+    ``import a.c`` do not collide, ``from m import x`` and ``from n import x`` do)."""
+    names: set[str] = set()
+    skip = node.child_by_field_name("module_name") if node.type == "import_from_statement" else None
+    for child in node.named_children:
+        if skip is not None and child.id == skip.id:
+            continue
+        if child.type == "aliased_import":
+            alias = child.child_by_field_name("alias")
+            names.add(_text(alias if alias is not None else child))
+        elif child.type in ("dotted_name", "wildcard_import"):
+            names.add(_text(child))
+    return frozenset(names)
+
+
+def _py_definition_name(node: Any) -> str | None:
+    if node.type == "decorated_definition":
+        node = node.child_by_field_name("definition")
+    if node is not None and node.type in ("function_definition", "class_definition"):
+        return _text(node.child_by_field_name("name"))
+    return None
+
+
+def _py_simple_assignment(node: Any) -> Any:
+    """The ``assignment`` of ``NAME = value`` (no annotation, one target), else None."""
+    if node.type != "expression_statement" or node.named_child_count != 1:
+        return None
+    assign = node.named_children[0]
+    if assign.type != "assignment" or assign.child_by_field_name("type") is not None:
+        return None
+    left = assign.child_by_field_name("left")
+    if left is None or left.type != "identifier" or assign.child_by_field_name("right") is None:
+        return None
+    return assign
+
+
+def _py_member_keys(node: Any) -> frozenset[str]:
+    name = _py_definition_name(node)
+    if name is not None:
+        return frozenset({name})
+    assign = _py_simple_assignment(node)
+    if assign is not None:
+        return frozenset({_text(assign.child_by_field_name("left"))})
+    return frozenset()
+
+
+def _py_class_member_ok(node: Any) -> bool:
+    # Annotated fields are left out on purpose: in dataclasses and NamedTuples their order is the
+    # constructor's signature.
+    return _py_definition_name(node) is not None or _py_simple_assignment(node) is not None
+
+
+def _py_in_class_body(block: Any) -> bool:
+    parent = block.parent
+    return parent is not None and parent.type == "class_definition"
+
+
+def _py_is_all_value(container: Any) -> bool:
+    """``__all__ = [...]`` / ``(...)`` or ``__all__ += [...]``."""
+    parent = container.parent
+    if parent is None or parent.type not in ("assignment", "augmented_assignment"):
+        return False
+    left = parent.child_by_field_name("left")
+    right = parent.child_by_field_name("right")
+    return (
+        left is not None
+        and _text(left) == "__all__"
+        and right is not None
+        and (right.id == container.id)
+    )
+
+
+def _py_pair_key(node: Any) -> frozenset[str]:
+    key = node.child_by_field_name("key")
+    return frozenset({_text(key)}) if key is not None else frozenset()
+
+
+def _py_keyword_name(node: Any) -> frozenset[str]:
+    name = node.child_by_field_name("name")
+    return frozenset({_text(name)}) if name is not None else frozenset()
+
+
+def _own_text(node: Any) -> frozenset[str]:
+    return frozenset({_text(node)})
+
+
+# Decorators whose position among the others matters (descriptors, wrappers, argument injection)
+# are never reordered; only markers that form a set are.  Anything not listed abstains.
+_PY_COMMUTING_DECORATOR_PREFIXES = ("pytest.mark.", "mark.", "unittest.skip", "skip")
+
+
+def _py_decorator_ok(node: Any) -> bool:
+    expr = _text(node).lstrip("@").strip()
+    return expr.startswith(_PY_COMMUTING_DECORATOR_PREFIXES)
+
+
+def _python_language() -> Any:
+    import tree_sitter_python
+    from tree_sitter import Language
+
+    return Language(tree_sitter_python.language())
+
+
+_COMMA_FILLERS = frozenset({",", "comment"})
+
+PYTHON = LanguageProfile(
+    name="python",
+    extensions=(".py", ".pyi", ".pyw"),
+    load_language=_python_language,
+    statement_containers=frozenset({"module", "block"}),
+    rules=(
+        # `from __future__` imports must stay first, so future_import_statement is no member.
+        CommutativeRule(
+            name="imports",
+            parents=frozenset({"module", "block"}),
+            members=frozenset({"import_statement", "import_from_statement"}),
+            keys=_py_import_keys,
+            sortable=True,
+        ),
+        CommutativeRule(
+            name="class-members",
+            parents=frozenset({"block"}),
+            applies=_py_in_class_body,
+            members=frozenset(
+                {
+                    "function_definition",
+                    "class_definition",
+                    "decorated_definition",
+                    "expression_statement",
+                }
+            ),
+            member_ok=_py_class_member_ok,
+            keys=_py_member_keys,
+        ),
+        # Module-level functions and classes; module-level assignments are not members (later
+        # code may read them in order).
+        CommutativeRule(
+            name="definitions",
+            parents=frozenset({"module"}),
+            members=frozenset({"function_definition", "class_definition", "decorated_definition"}),
+            keys=_py_member_keys,
+        ),
+        CommutativeRule(
+            name="all-entries",
+            parents=frozenset({"list", "tuple"}),
+            applies=_py_is_all_value,
+            members=frozenset({"string"}),
+            keys=_own_text,
+            fillers=_COMMA_FILLERS,
+            separator=",",
+        ),
+        CommutativeRule(
+            name="set-elements",
+            parents=frozenset({"set"}),
+            members=None,
+            keys=_own_text,
+            fillers=_COMMA_FILLERS,
+            separator=",",
+        ),
+        CommutativeRule(
+            name="dict-entries",
+            parents=frozenset({"dictionary"}),
+            members=frozenset({"pair"}),
+            keys=_py_pair_key,
+            fillers=_COMMA_FILLERS,
+            separator=",",
+        ),
+        CommutativeRule(
+            name="keyword-arguments",
+            parents=frozenset({"argument_list"}),
+            members=frozenset({"keyword_argument"}),
+            keys=_py_keyword_name,
+            fillers=_COMMA_FILLERS,
+            separator=",",
+        ),
+        CommutativeRule(
+            name="import-names",
+            parents=frozenset({"import_from_statement"}),
+            members=frozenset({"dotted_name", "aliased_import"}),
+            keys=lambda n: _py_import_keys_of_name(n),
+            fillers=_COMMA_FILLERS,
+            separator=",",
+        ),
+        CommutativeRule(
+            name="decorators",
+            parents=frozenset({"decorated_definition"}),
+            members=frozenset({"decorator"}),
+            member_ok=_py_decorator_ok,
+            keys=_own_text,
+        ),
+    ),
+)
+
+
+def _py_import_keys_of_name(node: Any) -> frozenset[str]:
+    if node.type == "aliased_import":
+        alias = node.child_by_field_name("alias")
+        return frozenset({_text(alias if alias is not None else node)})
+    return frozenset({_text(node)})
+
+
+PROFILES: tuple[LanguageProfile, ...] = (PYTHON,)
+
+
+def profile_for_path(path: str | None) -> LanguageProfile | None:
+    """The profile for a file name (None, an unknown path, counts as Python like the resolver)."""
+    if path is None:
+        return PYTHON
+    for profile in PROFILES:
+        if str(path).endswith(profile.extensions):
+            return profile
+    return None
+
+
+# One parser per thread and language: the language server resolves on worker threads.
+_local = threading.local()
+_languages: dict[str, Any] = {}
+_languages_lock = threading.Lock()
+
+
+def _parser(profile: LanguageProfile) -> Any:
+    parsers = getattr(_local, "parsers", None)
+    if parsers is None:
+        parsers = _local.parsers = {}
+    parser = parsers.get(profile.name)
+    if parser is None:
+        from tree_sitter import Parser
+
+        with _languages_lock:
+            lang = _languages.get(profile.name)
+            if lang is None:
+                lang = _languages[profile.name] = profile.load_language()
+        parser = parsers[profile.name] = Parser(lang)
+    return parser
+
+
+# --------------------------------------------------------------------------- the merge
+
+
+class _Conflict(Exception):
+    """Raised inside the merge when two changes cannot be combined; the hunk abstains."""
+
+
+@dataclass
+class _Item:
+    """A child node with the source between the previous sibling and it (its gap)."""
+
+    node: Any
+    gap: bytes
+    text: bytes
+
+    @property
+    def key(self) -> str:
+        # Equality for alignment: the node's type and text, not its gap, so a changed blank line
+        # is a whitespace edit of a kept node rather than a different node.
+        return self.node.type + "\0" + self.text.decode("utf-8", "surrogatepass")
+
+    @property
+    def full(self) -> bytes:
+        return self.gap + self.text
+
+
+@dataclass
+class _Edits:
+    """How one side changed a base node's children."""
+
+    fate: list[tuple[str, int]]  # per base child: ("keep"|"mod"|"del", side index or -1)
+    inserts: dict[int, list[_Item]]  # base gap index (0..n) -> side children inserted there
+
+
+@dataclass
+class _Merge:
+    profile: LanguageProfile
+    base_src: bytes
+    ours_src: bytes
+    theirs_src: bytes
+    rules: set[str] = field(default_factory=set)
+
+    def items(self, node: Any, src: bytes) -> tuple[list[_Item], bytes]:
+        out = []
+        pos = node.start_byte
+        for child in node.children:
+            out.append(
+                _Item(child, src[pos : child.start_byte], src[child.start_byte : child.end_byte])
+            )
+            pos = child.end_byte
+        return out, src[pos : node.end_byte]
+
+
+def _three_way(base: bytes, ours: bytes, theirs: bytes) -> bytes:
+    if ours == base:
+        return theirs
+    if theirs == base or ours == theirs:
+        return ours
+    raise _Conflict("both sides changed the same whitespace")
+
+
+def _align(
+    identity: Callable[[Any], frozenset[str]], base: list[_Item], side: list[_Item]
+) -> _Edits:
+    """Fates of the base children in one side and what the side inserted, by base gap."""
+    n = len(base)
+    fate: list[tuple[str, int]] = [("del", -1)] * n
+    inserts: dict[int, list[_Item]] = {}
+    pairs = diff_matches([it.key for it in base], [it.key for it in side])
+    bounds = [(-1, -1), *pairs, (n, len(side))]
+    for (pb, ps), (nb, ns) in zip(bounds, bounds[1:], strict=False):
+        if nb < n:
+            fate[nb] = ("keep", ns)
+        b_lo, s_lo = pb + 1, ps + 1
+        b_region, s_region = list(range(b_lo, nb)), list(range(s_lo, ns))
+        if not s_region:
+            continue  # base children deleted (fate stays "del")
+        paired: dict[int, int] = {}  # side index -> base index
+        if len(b_region) == len(s_region) and all(
+            base[b].node.type == side[s].node.type for b, s in zip(b_region, s_region, strict=True)
+        ):
+            paired = dict(zip(s_region, b_region, strict=True))
+        elif b_region:
+            # Pair by identity (a definition's name, a keyword's name), in order.
+            next_s = s_lo
+            for b in b_region:
+                keys = identity(base[b].node)
+                if not keys:
+                    continue
+                for s in range(next_s, ns):
+                    if side[s].node.type == base[b].node.type and identity(side[s].node) == keys:
+                        paired[s] = b
+                        next_s = s + 1
+                        break
+        for s, b in paired.items():
+            fate[b] = ("mod", s)
+        # Unpaired side children go before the next paired base child (or the region's end).
+        for s in s_region:
+            if s in paired:
+                continue
+            later = [paired[x] for x in s_region if x > s and x in paired]
+            gap = min(later) if later else nb
+            inserts.setdefault(gap, []).append(side[s])
+    return _Edits(fate, inserts)
+
+
+def _identity(profile: LanguageProfile) -> Callable[[Any], frozenset[str]]:
+    def identity(node: Any) -> frozenset[str]:
+        for rule in profile.rules:
+            if (rule.members is None or node.type in rule.members) and node.parent is not None:
+                if node.parent.type in rule.parents:
+                    keys = rule.keys(node)
+                    if keys:
+                        return frozenset(keys)
+        return frozenset()
+
+    return identity
+
+
+def _identifiers(node: Any, types: frozenset[str]) -> set[str]:
+    out: set[str] = set()
+    stack = [node]
+    while stack:
+        cur = stack.pop()
+        if cur.type in types:
+            out.add(_text(cur))
+        stack.extend(cur.children)
+    return out
+
+
+def _strip(item: _Item) -> bytes:
+    return item.text.strip()
+
+
+def _combine_inserts(
+    m: _Merge,
+    container: Any,
+    ours: list[_Item],
+    theirs: list[_Item],
+    next_item: _Item | None,
+    prev_item: _Item | None,
+) -> list[bytes]:
+    """Both sides inserted at the same place: keep both when they commute, else conflict."""
+    if [i.full for i in ours] == [i.full for i in theirs]:
+        m.rules.add("same-change")
+        return [i.full for i in ours]
+    profile = m.profile
+    if container.type in profile.statement_containers:
+        # A statement both sides added is kept once (the union of the two runs).
+        seen = {_strip(i) for i in ours if i.node.type != "comment"}
+        dropped = [i for i in theirs if i.node.type != "comment" and _strip(i) in seen]
+        theirs = [i for i in theirs if not (i.node.type != "comment" and _strip(i) in seen)]
+        if dropped:
+            m.rules.add("same-change")
+        if not any(i.node.type != "comment" for i in theirs):
+            if any(i.node.type == "comment" for i in theirs):
+                raise _Conflict("a comment inserted next to a statement both sides added")
+            return [i.full for i in ours]
+    for rule in profile.rule_for(container):
+        merged = _try_rule(m, rule, ours, theirs, next_item, prev_item)
+        if merged is not None:
+            m.rules.add(rule.name)
+            return merged
+    raise _Conflict(f"both sides insert into {container.type}, which is order-sensitive")
+
+
+def _try_rule(
+    m: _Merge,
+    rule: CommutativeRule,
+    ours: list[_Item],
+    theirs: list[_Item],
+    next_item: _Item | None,
+    prev_item: _Item | None,
+) -> list[bytes] | None:
+    def is_member(item: _Item) -> bool:
+        node = item.node
+        if rule.members is None:
+            return node.is_named and node.type not in rule.fillers and not node.has_error
+        return node.type in rule.members and not node.has_error
+
+    for item in (*ours, *theirs):
+        if item.node.type in rule.fillers and not is_member(item):
+            continue
+        if not is_member(item) or not rule.member_ok(item.node):
+            return None
+    ours_keys: set[str] = set()
+    theirs_keys: set[str] = set()
+    for item in ours:
+        if is_member(item):
+            ours_keys |= rule.keys(item.node)
+    for item in theirs:
+        if is_member(item):
+            theirs_keys |= rule.keys(item.node)
+    if ours_keys & theirs_keys:
+        return None  # both sides bind the same name differently
+    # Neither side's new code may read a name the other side's new code binds (it would change
+    # meaning with the order).
+    ids = m.profile.identifier_types
+    ours_ids = set().union(*(_identifiers(i.node, ids) for i in ours))
+    theirs_ids = set().union(*(_identifiers(i.node, ids) for i in theirs))
+    if rule.name != "imports" and ((ours_ids & theirs_keys) or (theirs_ids & ours_keys)):
+        return None
+    combined = [*ours, *theirs]
+    if rule.separator is not None and not _alternates(rule, combined, prev_item, next_item):
+        return None
+    if rule.sortable:
+        combined = _sorted_if_sorted(combined, ours, theirs, prev_item, next_item)
+    return [i.full for i in combined]
+
+
+def _alternates(
+    rule: CommutativeRule, run: list[_Item], prev_item: _Item | None, next_item: _Item | None
+) -> bool:
+    """In a comma list the joined run must still alternate member, separator, member."""
+    sep = rule.separator
+    kinds = []
+    for item in (
+        ([prev_item] if prev_item is not None else [])
+        + run
+        + ([next_item] if next_item is not None else [])
+    ):
+        if item.node.type == "comment":
+            continue
+        kinds.append(
+            "sep" if _text(item.node) == sep else "member" if item.node.is_named else "other"
+        )
+    # Brackets ("other") around are fine; two members or two separators in a row are not.
+    for a, b in zip(kinds, kinds[1:], strict=False):
+        if a == b and a != "other":
+            return False
+    return True
+
+
+def _sort_key(item: _Item) -> str:
+    return " ".join(_text(item.node).split()).lower()
+
+
+def _sorted_if_sorted(
+    combined: list[_Item],
+    ours: list[_Item],
+    theirs: list[_Item],
+    prev_item: _Item | None,
+    next_item: _Item | None,
+) -> list[_Item]:
+    """Insert in order when the neighbours and each side's run already are (isort-style files);
+    otherwise ours then theirs.  Runs with comments or blank-line gaps keep their order."""
+    if any(i.node.type == "comment" or i.gap.count(b"\n") != 1 for i in combined):
+        return combined
+    around = [
+        x
+        for x in (prev_item, next_item)
+        if x is not None and x.node.type in ("import_statement", "import_from_statement")
+    ]
+    if not around:
+        return combined
+
+    def in_order(run: list[_Item]) -> bool:
+        seq = (
+            ([prev_item] if prev_item in around else [])
+            + run
+            + ([next_item] if next_item in around else [])
+        )
+        keys = [_sort_key(x) for x in seq if x is not None]
+        return keys == sorted(keys)
+
+    if in_order(ours) and in_order(theirs):
+        by_key = sorted(combined, key=_sort_key)
+        if in_order(by_key):
+            return by_key
+    return combined
+
+
+def _merge_node(m: _Merge, b: Any, o: Any, t: Any, depth: int = 0) -> bytes:
+    bt = m.base_src[b.start_byte : b.end_byte]
+    ot = m.ours_src[o.start_byte : o.end_byte]
+    tt = m.theirs_src[t.start_byte : t.end_byte]
+    if ot == bt:
+        return tt
+    if tt == bt:
+        return ot
+    if ot == tt:
+        m.rules.add("same-change")
+        return ot
+    if depth > MAX_DEPTH:
+        raise _Conflict("too deep")
+    if not (b.type == o.type == t.type):
+        raise _Conflict(f"both sides changed a {b.type} into different nodes")
+    if b.type == "ERROR" or o.is_error or t.is_error:
+        raise _Conflict("a change inside a syntax error")
+    if not (b.child_count and o.child_count and t.child_count):
+        raise _Conflict(f"both sides changed the {b.type} {bt[:40]!r}")
+    b_items, b_tail = m.items(b, m.base_src)
+    o_items, o_tail = m.items(o, m.ours_src)
+    t_items, t_tail = m.items(t, m.theirs_src)
+    identity = _identity(m.profile)
+    oe = _align(identity, b_items, o_items)
+    te = _align(identity, b_items, t_items)
+    out: list[bytes] = []
+    n = len(b_items)
+    one_sided = False
+    for gap in range(n + 1):
+        o_ins, t_ins = oe.inserts.get(gap, []), te.inserts.get(gap, [])
+        if o_ins and t_ins:
+            prev_item = b_items[gap - 1] if gap > 0 else None
+            next_item = b_items[gap] if gap < n else None
+            out.extend(_combine_inserts(m, b, o_ins, t_ins, next_item, prev_item))
+        elif o_ins or t_ins:
+            one_sided = True
+            out.extend(i.full for i in (o_ins or t_ins))
+        if gap == n:
+            break
+        (of, oi), (tf, ti) = oe.fate[gap], te.fate[gap]
+        base_item = b_items[gap]
+        if of == "del" or tf == "del":
+            other_f, other_i, other_items = (tf, ti, t_items) if of == "del" else (of, oi, o_items)
+            if other_f == "mod" and other_items[other_i].full != base_item.full:
+                raise _Conflict(f"one side deletes a {base_item.node.type} the other changes")
+            if other_f == "keep" and other_items[other_i].gap != base_item.gap:
+                raise _Conflict("one side deletes a node whose spacing the other changes")
+            one_sided = one_sided or of != tf
+            continue
+        o_item, t_item = o_items[oi], t_items[ti]
+        gap_text = _three_way(base_item.gap, o_item.gap, t_item.gap)
+        one_sided = one_sided or (o_item.gap != t_item.gap)
+        o_same = o_item.full == base_item.full
+        t_same = t_item.full == base_item.full
+        if o_same != t_same:
+            one_sided = True
+        if of == "keep" and tf == "keep":
+            out.append(gap_text + base_item.text)
+            continue
+        merged = _merge_node(m, base_item.node, o_item.node, t_item.node, depth + 1)
+        out.append(gap_text + merged)
+    out.append(_three_way(b_tail, o_tail, t_tail))
+    if one_sided:
+        # Both sides changed this node, and at least one change here came from one side only:
+        # the two changes touched different children.
+        m.rules.add("disjoint-edits")
+    return b"".join(out)
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+@dataclass(frozen=True)
+class StructuredResult:
+    """The structured stage's answer for one hunk.
+
+    ``text`` is the hunk's resolution (None: abstain, with ``reason``); ``rule`` names the rules
+    that produced it, e.g. ``imports`` or ``disjoint-edits+keyword-arguments``.
+    """
+
+    text: str | None
+    rule: str | None
+    reason: str = ""
+
+
+def _enc(s: str) -> bytes:
+    return s.encode("utf-8", "surrogatepass")
+
+
+def merge_revisions(
+    base: str, ours: str, theirs: str, profile: LanguageProfile = PYTHON
+) -> tuple[str | None, str]:
+    """Structured merge of three whole texts: ``(merged text or None, rules used or reason)``."""
+    srcs = [_enc(base), _enc(ours), _enc(theirs)]
+    parser = _parser(profile)
+    trees = [parser.parse(s) for s in srcs]
+    m = _Merge(profile, *srcs)
+    try:
+        merged = _merge_node(m, *(tree.root_node for tree in trees))
+    except _Conflict as exc:
+        return None, str(exc)
+    try:
+        text = merged.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return None, "merged bytes are not text"
+    if ours == base:
+        return text, "theirs-only"
+    if theirs == base:
+        return text, "ours-only"
+    return text, "+".join(sorted(m.rules)) or "same-change"
+
+
+def merge_hunk(
+    before: str,
+    base: str,
+    ours: str,
+    theirs: str,
+    after: str,
+    profile: LanguageProfile | None = PYTHON,
+) -> StructuredResult:
+    """Resolve one line-level conflict whose unchanged surroundings are ``before``/``after``.
+
+    Abstains (``text`` None) when there is no profile for the language, when a side does not
+    parse around the hunk where the base does, on any conflict, and when the merge would change
+    text outside the hunk.
+    """
+    if profile is None:
+        return StructuredResult(None, None, "no structured merge for this language")
+    merged, info = merge_revisions(
+        before + base + after, before + ours + after, before + theirs + after, profile
+    )
+    if merged is None:
+        return StructuredResult(None, None, info)
+    if not (merged.startswith(before) and merged.endswith(after)) or len(merged) < len(
+        before
+    ) + len(after):
+        return StructuredResult(None, None, "the merge would change text outside the hunk")
+    text = merged[len(before) : len(merged) - len(after)]
+    return StructuredResult(text, info)
