@@ -68,6 +68,10 @@ class CommutativeRule:
     members in comma lists, used to check that a concatenation still alternates member/separator.
     ``sortable``: the container's members are often kept sorted (imports): when the existing
     members and each side's insertion are in order, the union is inserted in order too.
+    ``deletion_needs_agreement``: a member removed by one side while the other side changed the
+    container is a conflict (imports: the other side's new code may use the name).
+    ``check_references``: refuse when one side's new members mention a name the other side's
+    new members bind.
     """
 
     name: str
@@ -79,6 +83,8 @@ class CommutativeRule:
     member_ok: Callable[[Any], bool] = _always
     separator: str | None = None
     sortable: bool = False
+    deletion_needs_agreement: bool = False
+    check_references: bool = True
 
 
 @dataclass(frozen=True)
@@ -221,6 +227,8 @@ PYTHON = LanguageProfile(
             members=frozenset({"import_statement", "import_from_statement"}),
             keys=_py_import_keys,
             sortable=True,
+            deletion_needs_agreement=True,
+            check_references=False,  # an import reads no name the other side binds
         ),
         CommutativeRule(
             name="class-members",
@@ -285,6 +293,7 @@ PYTHON = LanguageProfile(
             keys=lambda n: _py_import_keys_of_name(n),
             fillers=_COMMA_FILLERS,
             separator=",",
+            deletion_needs_agreement=True,
         ),
         CommutativeRule(
             name="decorators",
@@ -423,13 +432,15 @@ def _align(
             paired = dict(zip(s_region, b_region, strict=True))
         elif b_region:
             # Pair by identity (a definition's name, a keyword's name), in order.
+            # Names shared are enough: `import x` -> `from pkg import x` is an edit of the
+            # import of x, not a deletion plus an unrelated insertion.
             next_s = s_lo
             for b in b_region:
                 keys = identity(base[b].node)
                 if not keys:
                     continue
                 for s in range(next_s, ns):
-                    if side[s].node.type == base[b].node.type and identity(side[s].node) == keys:
+                    if keys & identity(side[s].node):
                         paired[s] = b
                         next_s = s + 1
                         break
@@ -445,17 +456,68 @@ def _align(
     return _Edits(fate, inserts)
 
 
+def _member_rule(profile: LanguageProfile, node: Any) -> CommutativeRule | None:
+    """The rule under which ``node`` is a keyed member of its container, if any."""
+    parent = node.parent
+    if parent is None:
+        return None
+    for rule in profile.rule_for(parent):
+        if (rule.members is None or node.type in rule.members) and rule.keys(node):
+            return rule
+    return None
+
+
 def _identity(profile: LanguageProfile) -> Callable[[Any], frozenset[str]]:
     def identity(node: Any) -> frozenset[str]:
-        for rule in profile.rules:
-            if (rule.members is None or node.type in rule.members) and node.parent is not None:
-                if node.parent.type in rule.parents:
-                    keys = rule.keys(node)
-                    if keys:
-                        return frozenset(keys)
-        return frozenset()
+        rule = _member_rule(profile, node)
+        return frozenset(rule.keys(node)) if rule is not None else frozenset()
 
     return identity
+
+
+def _deletion_needs_agreement(profile: LanguageProfile, container: Any, node: Any) -> bool:
+    if node.type == "comment":
+        return False
+    if container.type in profile.statement_containers:
+        return True
+    rule = _member_rule(profile, node)
+    return rule is not None and rule.deletion_needs_agreement
+
+
+def _check_no_duplicates(
+    m: _Merge, container: Any, oe: _Edits, te: _Edits, o_items: list[_Item], t_items: list[_Item]
+) -> None:
+    """Both sides adding the same code (or code binding the same name) at different places of
+    one container would duplicate it: a conflict.  Same place is handled by the insert merge."""
+
+    def added(edits: _Edits, items: list[_Item]) -> dict[bytes, int]:
+        out: dict[bytes, int] = {}
+        for gap, run in edits.inserts.items():
+            for item in run:
+                if item.node.is_named and item.node.type != "comment":
+                    out[_strip(item)] = gap
+        for (fate, j), gap in zip(edits.fate, range(len(edits.fate)), strict=True):
+            if fate == "mod":
+                out.setdefault(_strip(items[j]), -1 - gap)
+        return out
+
+    ours, theirs = added(oe, o_items), added(te, t_items)
+    for text, gap in ours.items():
+        if text in theirs and theirs[text] != gap:
+            raise _Conflict("both sides add the same code at different places")
+
+    def keys(edits: _Edits) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for gap, run in edits.inserts.items():
+            for item in run:
+                for key in _identity(m.profile)(item.node):
+                    out[key] = gap
+        return out
+
+    ours_keys, theirs_keys = keys(oe), keys(te)
+    for key, gap in ours_keys.items():
+        if key in theirs_keys and theirs_keys[key] != gap:
+            raise _Conflict(f"both sides add {key!r} at different places")
 
 
 def _identifiers(node: Any, types: frozenset[str]) -> set[str]:
@@ -480,29 +542,37 @@ def _combine_inserts(
     theirs: list[_Item],
     next_item: _Item | None,
     prev_item: _Item | None,
-) -> list[bytes]:
+) -> list[_Item]:
     """Both sides inserted at the same place: keep both when they commute, else conflict."""
     if [i.full for i in ours] == [i.full for i in theirs]:
         m.rules.add("same-change")
-        return [i.full for i in ours]
+        return ours
     profile = m.profile
     if container.type in profile.statement_containers:
-        # A statement both sides added is kept once (the union of the two runs).
-        seen = {_strip(i) for i in ours if i.node.type != "comment"}
-        dropped = [i for i in theirs if i.node.type != "comment" and _strip(i) in seen]
-        theirs = [i for i in theirs if not (i.node.type != "comment" and _strip(i) in seen)]
-        if dropped:
+        # A statement both sides added is kept once (the union of the two runs), as long as the
+        # shared statements come in the same order on both sides.
+        ours_texts = [_strip(i) for i in ours if i.node.type != "comment"]
+        seen = set(ours_texts)
+        shared = [_strip(i) for i in theirs if i.node.type != "comment" and _strip(i) in seen]
+        if shared:
+            if shared != [x for x in ours_texts if x in set(shared)]:
+                raise _Conflict("both sides add the same statements in a different order")
             m.rules.add("same-change")
+            theirs = [i for i in theirs if not (i.node.type != "comment" and _strip(i) in seen)]
         if not any(i.node.type != "comment" for i in theirs):
-            if any(i.node.type == "comment" for i in theirs):
+            if theirs:
                 raise _Conflict("a comment inserted next to a statement both sides added")
-            return [i.full for i in ours]
+            return ours
+    reasons = []
     for rule in profile.rule_for(container):
-        merged = _try_rule(m, rule, ours, theirs, next_item, prev_item)
+        merged, reason = _try_rule(m, rule, ours, theirs, next_item, prev_item)
         if merged is not None:
             m.rules.add(rule.name)
             return merged
-    raise _Conflict(f"both sides insert into {container.type}, which is order-sensitive")
+        reasons.append(f"{rule.name}: {reason}")
+    if reasons:
+        raise _Conflict("both sides insert at one place; " + "; ".join(reasons))
+    raise _Conflict(f"both sides insert at one place of a {container.type}, whose order matters")
 
 
 def _try_rule(
@@ -512,7 +582,9 @@ def _try_rule(
     theirs: list[_Item],
     next_item: _Item | None,
     prev_item: _Item | None,
-) -> list[bytes] | None:
+) -> tuple[list[_Item] | None, str]:
+    """The two runs side by side under ``rule``, or None and why not."""
+
     def is_member(item: _Item) -> bool:
         node = item.node
         if rule.members is None:
@@ -522,8 +594,10 @@ def _try_rule(
     for item in (*ours, *theirs):
         if item.node.type in rule.fillers and not is_member(item):
             continue
-        if not is_member(item) or not rule.member_ok(item.node):
-            return None
+        if not is_member(item):
+            return None, f"a {item.node.type} is not a member"
+        if not rule.member_ok(item.node):
+            return None, f"{_text(item.node)[:40]!r} is order-sensitive"
     ours_keys: set[str] = set()
     theirs_keys: set[str] = set()
     for item in ours:
@@ -533,20 +607,22 @@ def _try_rule(
         if is_member(item):
             theirs_keys |= rule.keys(item.node)
     if ours_keys & theirs_keys:
-        return None  # both sides bind the same name differently
-    # Neither side's new code may read a name the other side's new code binds (it would change
-    # meaning with the order).
-    ids = m.profile.identifier_types
-    ours_ids = set().union(*(_identifiers(i.node, ids) for i in ours))
-    theirs_ids = set().union(*(_identifiers(i.node, ids) for i in theirs))
-    if rule.name != "imports" and ((ours_ids & theirs_keys) or (theirs_ids & ours_keys)):
-        return None
+        return None, f"both sides define {sorted(ours_keys & theirs_keys)}"
+    if rule.check_references:
+        # Neither side's new code may read a name the other side's new code binds (its
+        # meaning could then depend on the order).
+        ids = m.profile.identifier_types
+        ours_ids = set().union(*(_identifiers(i.node, ids) for i in ours))
+        theirs_ids = set().union(*(_identifiers(i.node, ids) for i in theirs))
+        crossed = (ours_ids & theirs_keys) | (theirs_ids & ours_keys)
+        if crossed:
+            return None, f"one side's new code uses {sorted(crossed)} that the other defines"
     combined = [*ours, *theirs]
     if rule.separator is not None and not _alternates(rule, combined, prev_item, next_item):
-        return None
+        return None, "the joined run would not alternate members and separators"
     if rule.sortable:
-        combined = _sorted_if_sorted(combined, ours, theirs, prev_item, next_item)
-    return [i.full for i in combined]
+        combined = _sorted_if_sorted(rule, combined, ours, theirs, prev_item, next_item)
+    return combined, ""
 
 
 def _alternates(
@@ -573,42 +649,68 @@ def _alternates(
 
 
 def _sort_key(item: _Item) -> str:
-    return " ".join(_text(item.node).split()).lower()
+    return " ".join(item.text.decode("utf-8", "surrogatepass").split()).lower()
 
 
 def _sorted_if_sorted(
+    rule: CommutativeRule,
     combined: list[_Item],
     ours: list[_Item],
     theirs: list[_Item],
     prev_item: _Item | None,
     next_item: _Item | None,
 ) -> list[_Item]:
-    """Insert in order when the neighbours and each side's run already are (isort-style files);
-    otherwise ours then theirs.  Runs with comments or blank-line gaps keep their order."""
-    if any(i.node.type == "comment" or i.gap.count(b"\n") != 1 for i in combined):
+    """Insert in order when the file looks sorted (isort-style): each side's run, with the
+    neighbouring members, is in order and some side shows order (two members in sequence);
+    otherwise ours then theirs.  Runs with comments or blank lines keep their order."""
+    if any(i.node.type == "comment" or i.gap.count(b"\n") > 1 for i in combined):
         return combined
-    around = [
-        x
-        for x in (prev_item, next_item)
-        if x is not None and x.node.type in ("import_statement", "import_from_statement")
-    ]
-    if not around:
-        return combined
+    members = rule.members or frozenset()
+    before = [prev_item] if prev_item is not None and prev_item.node.type in members else []
+    after = [next_item] if next_item is not None and next_item.node.type in members else []
 
-    def in_order(run: list[_Item]) -> bool:
-        seq = (
-            ([prev_item] if prev_item in around else [])
-            + run
-            + ([next_item] if next_item in around else [])
-        )
-        keys = [_sort_key(x) for x in seq if x is not None]
-        return keys == sorted(keys)
+    def with_neighbours(run: list[_Item]) -> list[str]:
+        return [_sort_key(x) for x in before + run + after]
 
-    if in_order(ours) and in_order(theirs):
+    ours_seq, theirs_seq = with_neighbours(ours), with_neighbours(theirs)
+    if max(len(ours_seq), len(theirs_seq)) < 2:
+        return combined  # no evidence either way
+    if _is_sorted(ours_seq) and _is_sorted(theirs_seq):
         by_key = sorted(combined, key=_sort_key)
-        if in_order(by_key):
+        if _is_sorted(with_neighbours(by_key)):
             return by_key
     return combined
+
+
+def _check_order_kept(
+    m: _Merge, container: Any, versions: list[list[_Item]], merged: list[_Item]
+) -> None:
+    """Members of a sortable container (imports) that all three versions keep sorted must stay
+    sorted: a merge that breaks the order is not what the project would write."""
+    for rule in m.profile.rule_for(container):
+        if not rule.sortable or rule.members is None:
+            continue
+        members = rule.members
+
+        def sorted_runs(items: list[_Item], members: frozenset[str] = members) -> bool:
+            # A run is a block of members without blank lines or other statements between
+            # them (isort sorts within sections, which blank lines separate).
+            run: list[str] = []
+            for item in items:
+                if item.node.type not in members or item.gap.count(b"\n") > 1:
+                    if not _is_sorted(run):
+                        return False
+                    run = []
+                if item.node.type in members:
+                    run.append(_sort_key(item))
+            return _is_sorted(run)
+
+        if all(sorted_runs(v) for v in versions) and not sorted_runs(merged):
+            raise _Conflict("the merge would leave the imports out of order")
+
+
+def _is_sorted(keys: list[str]) -> bool:
+    return all(a <= b for a, b in zip(keys, keys[1:], strict=False))
 
 
 def _merge_node(m: _Merge, b: Any, o: Any, t: Any, depth: int = 0) -> bytes:
@@ -628,7 +730,7 @@ def _merge_node(m: _Merge, b: Any, o: Any, t: Any, depth: int = 0) -> bytes:
         raise _Conflict(f"both sides changed a {b.type} into different nodes")
     if b.type == "ERROR" or o.is_error or t.is_error:
         raise _Conflict("a change inside a syntax error")
-    if not (b.child_count and o.child_count and t.child_count):
+    if not (o.child_count and t.child_count):
         raise _Conflict(f"both sides changed the {b.type} {bt[:40]!r}")
     b_items, b_tail = m.items(b, m.base_src)
     o_items, o_tail = m.items(o, m.ours_src)
@@ -636,7 +738,8 @@ def _merge_node(m: _Merge, b: Any, o: Any, t: Any, depth: int = 0) -> bytes:
     identity = _identity(m.profile)
     oe = _align(identity, b_items, o_items)
     te = _align(identity, b_items, t_items)
-    out: list[bytes] = []
+    _check_no_duplicates(m, b, oe, te, o_items, t_items)
+    pieces: list[_Item] = []  # the merged children (node: the side's or the base's node)
     n = len(b_items)
     one_sided = False
     for gap in range(n + 1):
@@ -644,10 +747,10 @@ def _merge_node(m: _Merge, b: Any, o: Any, t: Any, depth: int = 0) -> bytes:
         if o_ins and t_ins:
             prev_item = b_items[gap - 1] if gap > 0 else None
             next_item = b_items[gap] if gap < n else None
-            out.extend(_combine_inserts(m, b, o_ins, t_ins, next_item, prev_item))
+            pieces.extend(_combine_inserts(m, b, o_ins, t_ins, next_item, prev_item))
         elif o_ins or t_ins:
             one_sided = True
-            out.extend(i.full for i in (o_ins or t_ins))
+            pieces.extend(o_ins or t_ins)
         if gap == n:
             break
         (of, oi), (tf, ti) = oe.fate[gap], te.fate[gap]
@@ -656,6 +759,12 @@ def _merge_node(m: _Merge, b: Any, o: Any, t: Any, depth: int = 0) -> bytes:
             other_f, other_i, other_items = (tf, ti, t_items) if of == "del" else (of, oi, o_items)
             if other_f == "mod" and other_items[other_i].full != base_item.full:
                 raise _Conflict(f"one side deletes a {base_item.node.type} the other changes")
+            if of != tf and _deletion_needs_agreement(m.profile, b, base_item.node):
+                # What one side drops (an import, a statement) is usually what its own changes
+                # stopped needing; the other side's changes next to it may still need it.
+                raise _Conflict(
+                    f"one side removes a {base_item.node.type} next to the other's edit"
+                )
             if other_f == "keep" and other_items[other_i].gap != base_item.gap:
                 raise _Conflict("one side deletes a node whose spacing the other changes")
             one_sided = one_sided or of != tf
@@ -668,16 +777,17 @@ def _merge_node(m: _Merge, b: Any, o: Any, t: Any, depth: int = 0) -> bytes:
         if o_same != t_same:
             one_sided = True
         if of == "keep" and tf == "keep":
-            out.append(gap_text + base_item.text)
+            pieces.append(_Item(base_item.node, gap_text, base_item.text))
             continue
         merged = _merge_node(m, base_item.node, o_item.node, t_item.node, depth + 1)
-        out.append(gap_text + merged)
-    out.append(_three_way(b_tail, o_tail, t_tail))
+        pieces.append(_Item(base_item.node, gap_text, merged))
+    tail = _three_way(b_tail, o_tail, t_tail)
+    _check_order_kept(m, b, [b_items, o_items, t_items], pieces)
     if one_sided:
         # Both sides changed this node, and at least one change here came from one side only:
         # the two changes touched different children.
         m.rules.add("disjoint-edits")
-    return b"".join(out)
+    return b"".join(p.full for p in pieces) + tail
 
 
 # --------------------------------------------------------------------------- entry points
@@ -704,22 +814,25 @@ def merge_revisions(
     base: str, ours: str, theirs: str, profile: LanguageProfile = PYTHON
 ) -> tuple[str | None, str]:
     """Structured merge of three whole texts: ``(merged text or None, rules used or reason)``."""
+    if ours == base or ours == theirs:
+        return theirs, "theirs-only" if ours == base else "same-change"
+    if theirs == base:
+        return ours, "ours-only"
     srcs = [_enc(base), _enc(ours), _enc(theirs)]
     parser = _parser(profile)
-    trees = [parser.parse(s) for s in srcs]
+    roots = [parser.parse(s).root_node for s in srcs]
     m = _Merge(profile, *srcs)
     try:
-        merged = _merge_node(m, *(tree.root_node for tree in trees))
+        # The root node need not span the whole text (leading and trailing blank lines).
+        lead = _three_way(*(src[: root.start_byte] for src, root in zip(srcs, roots, strict=True)))
+        trail = _three_way(*(src[root.end_byte :] for src, root in zip(srcs, roots, strict=True)))
+        merged = lead + _merge_node(m, *roots) + trail
     except _Conflict as exc:
         return None, str(exc)
     try:
         text = merged.decode("utf-8", "surrogatepass")
     except UnicodeDecodeError:
         return None, "merged bytes are not text"
-    if ours == base:
-        return text, "theirs-only"
-    if theirs == base:
-        return text, "ours-only"
     return text, "+".join(sorted(m.rules)) or "same-change"
 
 
