@@ -425,3 +425,15 @@ def test_cli_resolve_end_to_end_on_the_import_case(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "resolved (structured: imports)" in proc.stdout
     assert f.read_text() == IMPORT_MERGED
+
+
+def test_comment_both_sides_add_above_a_body_is_kept_once() -> None:
+    # Found on pip: tree-sitter hangs the comment under the def (before its block), and ours also
+    # edits the block.  The block must pair with the edited block, not read as deleted and
+    # re-inserted next to a second copy of the comment.
+    before = "def have_glibc(major, minor):\n"
+    base = "    version_str = glibc_version_string()\n"
+    ours = "    # type: (int, int) -> bool\n    version_str = glibc_version_string()  # type: str\n"
+    theirs = "    # type: (int, int) -> bool\n    version_str = glibc_version_string()\n"
+    text, _ = resolved(before, base, ours, theirs, "    return version_str\n")
+    assert text == ours

@@ -444,6 +444,17 @@ def _align(
                         paired[s] = b
                         next_s = s + 1
                         break
+            # Then by type where that is unambiguous (the one block of a def, say): otherwise a
+            # changed child would read as deleted here and re-inserted next to it.
+            for node_type in {base[b].node.type for b in b_region}:
+                bs = [
+                    b
+                    for b in b_region
+                    if base[b].node.type == node_type and b not in paired.values()
+                ]
+                ss = [s for s in s_region if side[s].node.type == node_type and s not in paired]
+                if len(bs) == len(ss) == 1 and _keeps_order(paired, ss[0], bs[0]):
+                    paired[ss[0]] = bs[0]
         for s, b in paired.items():
             fate[b] = ("mod", s)
         # Unpaired side children go before the next paired base child (or the region's end).
@@ -465,6 +476,11 @@ def _member_rule(profile: LanguageProfile, node: Any) -> CommutativeRule | None:
         if (rule.members is None or node.type in rule.members) and rule.keys(node):
             return rule
     return None
+
+
+def _keeps_order(paired: dict[int, int], s: int, b: int) -> bool:
+    """Adding the pair (side s, base b) keeps the pairing monotonic."""
+    return all((s < s2) == (b < b2) for s2, b2 in paired.items())
 
 
 def _identity(profile: LanguageProfile) -> Callable[[Any], frozenset[str]]:
@@ -494,7 +510,7 @@ def _check_no_duplicates(
         out: dict[bytes, int] = {}
         for gap, run in edits.inserts.items():
             for item in run:
-                if item.node.is_named and item.node.type != "comment":
+                if item.node.is_named:  # comments too: a comment twice is a duplicate
                     out[_strip(item)] = gap
         for (fate, j), gap in zip(edits.fate, range(len(edits.fate)), strict=True):
             if fate == "mod":
