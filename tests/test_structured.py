@@ -53,7 +53,7 @@ def test_imports_in_an_unsorted_block_keep_ours_then_theirs() -> None:
 def test_an_import_both_sides_add_is_kept_once() -> None:
     text, rule = resolved("import os\n", "", "import abc\nimport json\n", "import json\n", "\n")
     assert text == "import abc\nimport json\n"
-    assert rule == "same-change"
+    assert rule == "shared-statements"
 
 
 def test_imports_inside_a_function_body() -> None:

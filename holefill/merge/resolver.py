@@ -102,6 +102,7 @@ class HunkResult:
     alternatives: tuple[ScoredCandidate, ...] = ()
     stage: str | None = None  # the stage that resolved it ("structured" | "classifier")
     structured_ms: float | None = None  # time the structured stage took on this hunk
+    sites: tuple[tuple[str, str], ...] = ()  # structured: (rule, context) of each merge step
 
 
 @dataclass(frozen=True)
@@ -531,6 +532,7 @@ def resolve_text(
                             (),
                             "structured",
                             structured_ms,
+                            merged.sites,
                         )
                     )
                     continue
