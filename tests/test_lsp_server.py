@@ -624,7 +624,7 @@ async def test_merge_conflicts_get_diagnostics_and_code_actions(lsp) -> None:
     assert actions is not None
     titles = [action.title for action in actions]
     # theirs equals the base, so the structured stage takes ours without the classifier.
-    assert titles[0] == "Resolve conflict (structured: ours-only)"
+    assert titles[0] == "Resolve conflict (structured: ours-only, p=0.92)"
     assert titles[-1] == "Resolve all conflicts"
     (hunk_edit,) = actions[0].edit.changes[uri]
     assert hunk_edit.range == diagnostic.range and hunk_edit.new_text == "    return 1\n"

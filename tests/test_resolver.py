@@ -271,9 +271,9 @@ def test_lsp_api() -> None:
     assert edit is not None
     new_text, pattern, confidence, stage = edit
     assert new_text == "def load_file(path, mode, encoding=None):\n"
-    assert (pattern, stage, confidence) == ("disjoint-edits", "structured", 1.0)
+    assert (pattern, stage, confidence) == ("disjoint-edits", "structured", 0.683)
     assert lsp.action_title(pattern, confidence, stage) == (
-        "Resolve conflict (structured: disjoint-edits)"
+        "Resolve conflict (structured: disjoint-edits, p=0.68)"
     )
     assert lsp.action_title("TOKEN_MERGE", 0.934) == (
         "Resolve conflict (classifier: TOKEN_MERGE, p=0.93)"
@@ -305,7 +305,7 @@ def test_cli_resolve_json_and_write(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert f.read_text() == DIFF3_FILE  # no --write
     rc = main(["resolve", str(f), "--write", "--min-confidence", "0.5", "--no-git"])
     text_out = capsys.readouterr().out
-    assert "resolved (structured: disjoint-edits)" in text_out and rc == 1
+    assert "resolved (structured: disjoint-edits, p=0.68)" in text_out and rc == 1
     assert f.read_text().count("<<<<<<<") == 1
 
 

@@ -17,8 +17,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from holefill.merge import lsp
-from holefill.merge.resolver import merge_texts, render_conflict, resolve_text
-from holefill.merge.structured import PYTHON, merge_hunk, merge_revisions, profile_for_path
+from holefill.merge.classifier import ScoredCandidate
+from holefill.merge.resolver import (
+    STRUCTURED_MIN_CONFIDENCE,
+    merge_texts,
+    render_conflict,
+    resolve_text,
+)
+from holefill.merge.structured import (
+    CLASS_CONFIDENCE,
+    PYTHON,
+    merge_hunk,
+    merge_revisions,
+    profile_for_path,
+    rule_class,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -338,16 +351,84 @@ IMPORT_MERGED = "import os\nimport re\nimport sys\n\n\ndef main():\n    return o
 
 
 def test_resolver_runs_the_structured_stage_first() -> None:
-    res = resolve_text(IMPORT_CASE, use_git=False)
+    res = resolve_text(IMPORT_CASE, use_git=False, min_confidence=0.0)
     (h,) = res.hunks
     assert (h.status, h.stage, h.pattern, h.confidence) == (
         "resolved",
         "structured",
         "imports",
-        1.0,
+        CLASS_CONFIDENCE["commutative"],
     )
     assert res.text == IMPORT_MERGED
     assert h.structured_ms is not None and h.structured_ms < 50
+    assert h.sites == (("imports", "module/module"),)
+
+
+def test_structured_confidence_is_the_training_precision_of_the_rule_class() -> None:
+    assert rule_class({"same-change"}) == rule_class({"shared-statements"}) == "identical"
+    assert rule_class({"ours-only"}) == rule_class({"whitespace"}) == "identical"
+    assert rule_class({"disjoint-edits"}) == "disjoint"
+    assert rule_class({"disjoint-edits", "same-change"}) == "disjoint+same"
+    assert rule_class({"disjoint-edits", "same-change", "imports"}) == "commutative"
+    assert rule_class({"keyword-arguments"}) == "commutative"
+    for rules in (("import os\n", "", "import abc\nimport json\n", "import json\n", "\n"),):
+        result = merge_hunk(*rules)
+        assert result.confidence == CLASS_CONFIDENCE[result.rule_class or ""]
+    # Only the identical class reached the 0.9 precision floor on the training repositories.
+    enabled = {c for c, p in CLASS_CONFIDENCE.items() if p >= STRUCTURED_MIN_CONFIDENCE}
+    assert enabled == {"identical"}
+
+
+def test_structured_merges_below_the_precision_floor_keep_their_markers() -> None:
+    # The import case is a commutative insertion (precision 0.49 on the training repositories):
+    # by default the structured stage does not take it, and nor does the classifier.
+    res = resolve_text(IMPORT_CASE, use_git=False)
+    (h,) = res.hunks
+    assert h.status == "abstained" and res.text == IMPORT_CASE
+    assert h.reason.startswith("structured (imports): confidence 0.49 < 0.90")
+    # --min-confidence gates structured merges too.
+    assert resolve_text(IMPORT_CASE, use_git=False, min_confidence=0.5).hunks[0].status == (
+        "abstained"
+    )
+    assert resolve_text(IMPORT_CASE, use_git=False, min_confidence=0.45).text == IMPORT_MERGED
+
+
+def test_identical_class_resolves_by_default() -> None:
+    text = "import os\n" + block("import abc\nimport json\n", "", "import json\n") + "\nf()\n"
+    (h,) = resolve_text(text, use_git=False).hunks
+    assert (h.status, h.stage, h.pattern) == ("resolved", "structured", "shared-statements")
+    assert h.text == "import abc\nimport json\n"
+
+
+class _StubClassifier:
+    """Ranks fixed candidates: lets a test decide what the classifier believes."""
+
+    threshold = 0.7
+
+    def __init__(self, ranked: list[ScoredCandidate]) -> None:
+        self.ranked = ranked
+
+    def rank(self, _feats: object) -> list[ScoredCandidate]:
+        return self.ranked
+
+
+def test_a_more_confident_classifier_wins_over_a_structured_merge() -> None:
+    text = "import os\n" + block("import abc\nimport json\n", "", "import json\n") + "\nf()\n"
+    sure = _StubClassifier([ScoredCandidate("THEIRS", "import json\n", 0.97)])
+    (h,) = resolve_text(text, use_git=False, classifier=sure).hunks  # type: ignore[arg-type]
+    assert (h.status, h.stage, h.text) == ("resolved", "classifier", "import json\n")
+    assert "lost to the classifier" in h.reason
+    # Less confident than the structured merge, or agreeing with it: the structured merge stands.
+    for cand in (
+        ScoredCandidate("THEIRS", "import json\n", 0.8),
+        ScoredCandidate("OURS", "import abc\nimport json\n", 0.99),
+    ):
+        (h,) = resolve_text(
+            text,
+            use_git=False,
+            classifier=_StubClassifier([cand]),  # type: ignore[arg-type]
+        ).hunks
+        assert (h.stage, h.text) == ("structured", "import abc\nimport json\n")
 
 
 def test_previous_resolver_alone_abstains_on_the_import_case() -> None:
@@ -387,7 +468,7 @@ def test_resolved_and_refused_hunks_in_one_file() -> None:
     text = (
         IMPORT_CASE + "\n\ndef f():\n" + block("    a = 1\n", "", "    b = 2\n") + "    return 0\n"
     )
-    res = resolve_text(text, use_git=False, pipeline=("structured",))
+    res = resolve_text(text, use_git=False, pipeline=("structured",), min_confidence=0.0)
     assert [h.status for h in res.hunks] == ["resolved", "abstained"]
     second = text[res.hunks[1].hunk.start : res.hunks[1].hunk.end]
     assert res.text == IMPORT_MERGED + "\n\ndef f():\n" + second + "    return 0\n"
@@ -397,24 +478,33 @@ def test_merge_driver_core_merges_the_import_case_cleanly() -> None:
     base = "import os\n\n\ndef main():\n    return os\n"
     ours = "import os\nimport sys\n\n\ndef main():\n    return os\n"
     theirs = "import os\nimport re\n\n\ndef main():\n    return os\n"
-    result = merge_texts(base, ours, theirs, path="pkg/m.py")
+    result = merge_texts(base, ours, theirs, path="pkg/m.py", min_confidence=0.4)
     assert result.conflicts == 0 and result.resolved == 1
     assert result.text == "import os\nimport re\nimport sys\n\n\ndef main():\n    return os\n"
     assert result.hunks[0].stage == "structured"
+    # By default the commutative class is below the precision floor: the markers stay.
+    default = merge_texts(base, ours, theirs, path="pkg/m.py")
+    assert default.conflicts == 1 and default.resolved == 0 and "<<<<<<<" in default.text
 
 
 def test_code_action_title_names_the_structured_stage() -> None:
-    edit = lsp.resolve_hunk_edit(IMPORT_CASE, 0)
+    edit = lsp.resolve_hunk_edit(IMPORT_CASE, 0)  # code actions are offered at any confidence
     assert edit is not None
     new_text, pattern, confidence, stage = edit
     assert new_text == "import re\nimport sys\n"
-    assert lsp.action_title(pattern, confidence, stage) == "Resolve conflict (structured: imports)"
+    assert lsp.action_title(pattern, confidence, stage) == (
+        "Resolve conflict (structured: imports, p=0.49)"
+    )
 
 
 def test_cli_resolve_end_to_end_on_the_import_case(tmp_path: Path) -> None:
     f = tmp_path / "m.py"
     f.write_text(IMPORT_CASE)
     cmd = [sys.executable, "-m", "holefill.cli", "resolve", str(f), "--no-git"]
+    proc = subprocess.run([*cmd, "--json"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr  # below the structured precision floor: abstains
+    assert json.loads(proc.stdout)[0]["status"] == "abstained"
+    cmd.extend(["--min-confidence", "0.45"])
     proc = subprocess.run([*cmd, "--json"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     (record,) = json.loads(proc.stdout)
@@ -423,7 +513,7 @@ def test_cli_resolve_end_to_end_on_the_import_case(tmp_path: Path) -> None:
     assert f.read_text() == IMPORT_CASE  # no --write
     proc = subprocess.run([*cmd, "--write"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "resolved (structured: imports)" in proc.stdout
+    assert "resolved (structured: imports, p=0.49)" in proc.stdout
     assert f.read_text() == IMPORT_MERGED
 
 

@@ -62,7 +62,8 @@ def register(subparsers: Any) -> None:
         type=_confidence,
         default=None,
         metavar="X",
-        help="confidence threshold (default: the classifier's, chosen for precision)",
+        help="confidence threshold for both stages (default: the classifier's, chosen for "
+        "precision, and 0.9 for structured merges)",
     )
     p.add_argument("--marker-size", type=int, default=None, help="default: detected")
     p.add_argument("--no-git", action="store_true", help="do not look at git's index stages")
@@ -145,9 +146,7 @@ def main_resolve(args: argparse.Namespace) -> int:
             print(f"{name}: no conflict markers", file=out)
             continue
         for r in recs:
-            if r["status"] == "resolved" and r["stage"] == "structured":
-                line = f"resolved (structured: {r['pattern']})"
-            elif r["status"] == "resolved":
+            if r["status"] == "resolved":
                 line = f"resolved ({r['stage']}: {r['pattern']}, p={r['confidence']:.2f})"
             elif r["pattern"]:
                 line = f"abstained: {r['reason']} (best {r['pattern']})"

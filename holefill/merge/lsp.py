@@ -4,8 +4,8 @@ No pygls here.  Lines are 0-based; a hunk spans ``start_line``..``end_line`` inc
 ``<<<<<<<`` and ``>>>>>>>`` lines), so the edit range for a code action is
 ``(start_line, 0)``..``(end_line + 1, 0)`` (or the end of the document when the end marker is the
 last line without a line end).  Titles name the stage that produced the edit:
-``Resolve conflict (structured: imports)`` or ``Resolve conflict (classifier: OURS, p=0.93)`` per
-hunk, and ``Resolve all conflicts`` for the whole file.
+``Resolve conflict (structured: disjoint-edits, p=0.68)`` or ``Resolve conflict (classifier: OURS,
+p=0.93)`` per hunk, and ``Resolve all conflicts`` for the whole file.
 """
 
 from __future__ import annotations
@@ -107,10 +107,6 @@ def resolve_all(text: str, path: str | None = None, min_confidence: float | None
 
 
 def action_title(pattern: str, confidence: float, stage: str = "classifier") -> str:
-    """The code-action title for a hunk resolution; it names the stage that produced it.
-
-    A structured merge has no probability (it is exact or it abstains), so none is shown.
-    """
-    if stage == "structured":
-        return f"Resolve conflict (structured: {pattern})"
+    """The code-action title for a hunk resolution; it names the stage that produced it and its
+    confidence (a structured merge's is the training precision of its rule class)."""
     return f"Resolve conflict ({stage}: {pattern}, p={confidence:.2f})"

@@ -4,14 +4,18 @@ Each hunk goes through named stages in order (``PIPELINE``); the first stage tha
 wins, and the stage's name is recorded on the result:
 
 * ``structured`` (``structured.py``): a syntax-tree merge of the three sides in their file
-  context; it resolves only when the two sides' changes touch different nodes or commute, and
-  abstains otherwise.  It needs a real base (diff3 markers or git's index), never a pseudo-base.
-* ``classifier``: MergeBERT-style candidates ranked by the classifier.
+  context; it produces a merge only when the two sides' changes touch different nodes or
+  commute.  Its confidence is the training-repository precision of the merge's rule class
+  (``structured.CLASS_CONFIDENCE``); by default it must reach ``STRUCTURED_MIN_CONFIDENCE``, an
+  explicit ``min_confidence`` replaces that.  It needs a real base (diff3 markers or git's index),
+  never a pseudo-base.
+* ``classifier``: MergeBERT-style candidates ranked by the classifier.  The stages compete: a
+  structured merge that passed its gate still loses to a classifier candidate with a different
+  text and a higher confidence (at least the classifier's threshold).
 
 A hunk is replaced by a candidate only when
 
-1. the structured stage produced it, or the classifier's confidence in it is at least the
-   threshold, and
+1. its confidence is at least its stage's threshold, and
 2. the file parses with the candidate in place (``ast``; the other hunks hold their already chosen
    resolution, or their "ours" side).  When the file does not parse even with the sides (a fragment,
    or a file broken elsewhere), tree-sitter decides: the candidate must not add syntax errors
@@ -36,7 +40,7 @@ from pathlib import Path
 
 from .classifier import MergeClassifier, ScoredCandidate, featurize, load_default
 from .diff3 import diff_matches, split_lines, token_merge, tokenize
-from .patterns import Hunk
+from .patterns import Hunk, normalize
 from .structured import merge_hunk, profile_for_path
 from .syntax import ast_parses, ts_error_count
 
@@ -47,6 +51,7 @@ __all__ = [
     "FileResolution",
     "HunkResult",
     "PIPELINE",
+    "STRUCTURED_MIN_CONFIDENCE",
     "atomic_write",
     "decode_source",
     "git_index_base",
@@ -58,6 +63,9 @@ __all__ = [
 
 CONTEXT_LINES = 5  # lines of context the classifier sees on each side (as in the training data)
 PIPELINE: tuple[str, ...] = ("structured", "classifier")  # stage names, tried in this order
+# By default a structured merge is taken only when its rule class reached this precision on the
+# training repositories (structured.CLASS_CONFIDENCE); an explicit min_confidence replaces it.
+STRUCTURED_MIN_CONFIDENCE = 0.9
 DEFAULT_MARKER_SIZE = 7
 
 
@@ -465,6 +473,11 @@ def resolve_text(
     profile = profile_for_path(None if path is None else str(path))
     clf = classifier or load_default()
     threshold = clf.threshold if min_confidence is None else float(min_confidence)
+    structured_threshold = (
+        max(clf.threshold, STRUCTURED_MIN_CONFIDENCE)
+        if min_confidence is None
+        else float(min_confidence)
+    )
     if stages is None and use_git and path is not None and any(h.base is None for h in hunks):
         stages = git_index_base(path)
 
@@ -510,6 +523,8 @@ def resolve_text(
         before, after = assemble(i, _SPLIT).split(_SPLIT, 1)
         structured_ms: float | None = None
         structured_reason = ""
+        structured: ScoredCandidate | None = None  # a structured merge that passed its gate
+        sites: tuple[tuple[str, str], ...] = ()
         # A pseudo-base (two-way markers, no index) is not what the sides were edited from, so
         # the structured stage would see invented deletions: it only runs with a real base.
         if "structured" in pipeline and source != "two-way":
@@ -517,39 +532,34 @@ def resolve_text(
             merged = merge_hunk(before, base, h.ours, h.theirs, after, profile)
             structured_ms = (time.perf_counter() - t0) * 1000.0
             if merged.text is not None:
-                cand = ScoredCandidate(merged.rule or "structured", merged.text, 1.0)
-                if _first_valid([cand], lambda t, i=i: assemble(i, t), h.ours, h.theirs):
-                    chosen[i] = merged.text
-                    results.append(
-                        HunkResult(
-                            h,
-                            "resolved",
-                            cand.pattern,
-                            1.0,
-                            merged.text,
-                            "",
-                            source,
-                            (),
-                            "structured",
-                            structured_ms,
-                            merged.sites,
-                        )
+                cand = ScoredCandidate(merged.rule or "structured", merged.text, merged.confidence)
+                if merged.confidence < structured_threshold:
+                    structured_reason = (
+                        f"structured ({cand.pattern}): confidence {merged.confidence:.2f} < "
+                        f"{structured_threshold:.2f}"
                     )
-                    continue
-                structured_reason = "structured: the merge does not parse"
+                elif _first_valid([cand], lambda t, i=i: assemble(i, t), h.ours, h.theirs):
+                    structured, sites = cand, merged.sites
+                else:
+                    structured_reason = "structured: the merge does not parse"
             else:
                 structured_reason = f"structured: {merged.reason}"
         if "classifier" not in pipeline:
+            if structured is not None:
+                chosen[i] = structured.text
             results.append(
                 HunkResult(
                     h,
-                    "abstained",
-                    None,
-                    None,
-                    None,
+                    "resolved" if structured is not None else "abstained",
+                    structured.pattern if structured is not None else None,
+                    structured.confidence if structured is not None else None,
+                    structured.text if structured is not None else None,
                     structured_reason,
                     source,
-                    structured_ms=structured_ms,
+                    (),
+                    "structured" if structured is not None else None,
+                    structured_ms,
+                    sites,
                 )
             )
             continue
@@ -570,6 +580,35 @@ def resolve_text(
             h.theirs,
         )
         alternatives = tuple(ranked[:3])
+        if structured is not None and not (
+            # The stages compete: a classifier more confident in a different text wins.
+            best is not None
+            and best.confidence >= eff_threshold
+            and best.confidence > structured.confidence
+            and normalize(best.text) != normalize(structured.text)
+        ):
+            chosen[i] = structured.text
+            results.append(
+                HunkResult(
+                    h,
+                    "resolved",
+                    structured.pattern,
+                    structured.confidence,
+                    structured.text,
+                    "",
+                    source,
+                    alternatives,
+                    "structured",
+                    structured_ms,
+                    sites,
+                )
+            )
+            continue
+        if structured is not None:
+            structured_reason = (
+                f"structured ({structured.pattern}, p={structured.confidence:.2f}) lost to the "
+                "classifier"
+            )
         prefix = f"{structured_reason}; classifier: " if structured_reason else ""
         if best is None:
             decision = HunkResult(
@@ -591,7 +630,7 @@ def resolve_text(
                 best.pattern,
                 best.confidence,
                 best.text,
-                "",
+                prefix.removesuffix("; classifier: "),
                 source,
                 alternatives,
                 "classifier",
