@@ -609,7 +609,7 @@ async def test_merge_code_actions_from_a_stub_resolver() -> None:
         conflict_hunks=merge.conflict_hunks,
         ConflictError=merge.ConflictError,
         action_title=merge.action_title,
-        resolve_hunk_edit=lambda text, index, path: ("    return 1\n", "OURS", 0.9),
+        resolve_hunk_edit=lambda text, index, path: ("    return 1\n", "OURS", 0.9, "classifier"),
         resolve_all=lambda text, path: "def f():\n    return 1\n",
     )
     ls = SimpleNamespace(
@@ -626,7 +626,7 @@ async def test_merge_code_actions_from_a_stub_resolver() -> None:
         context=types.CodeActionContext(diagnostics=[diagnostic]),
     )
     one, everything = await merge_hooks.code_actions(ls, params)
-    assert one.title == "Resolve conflict (OURS, p=0.90)"
+    assert one.title == "Resolve conflict (classifier: OURS, p=0.90)"
     assert one.edit.changes[uri] == [types.TextEdit(diagnostic.range, "    return 1\n")]
     assert everything.title == "Resolve all conflicts"
     whole = types.Range(types.Position(0, 0), end)
@@ -661,7 +661,9 @@ async def test_merge_conflicts_get_diagnostics_and_code_actions(lsp) -> None:
     )
     assert actions is not None
     titles = [action.title for action in actions]
-    assert titles[0].startswith("Resolve conflict (OURS") and titles[-1] == "Resolve all conflicts"
+    # theirs equals the base, so the structured stage takes ours without the classifier.
+    assert titles[0] == "Resolve conflict (structured: ours-only, p=0.92)"
+    assert titles[-1] == "Resolve all conflicts"
     (hunk_edit,) = actions[0].edit.changes[uri]
     assert hunk_edit.range == diagnostic.range and hunk_edit.new_text == "    return 1\n"
     (all_edit,) = actions[-1].edit.changes[uri]

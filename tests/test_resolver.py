@@ -107,10 +107,20 @@ def test_rst_underlines_outside_blocks_are_content() -> None:
 # --------------------------------------------------------------------------- resolving
 
 
-def test_resolves_the_confident_hunk_and_keeps_the_other_byte_for_byte() -> None:
-    res = resolve_text(DIFF3_FILE, min_confidence=0.5, use_git=False)
+@pytest.mark.parametrize(
+    "pipeline,stage,pattern",
+    [
+        (("classifier",), "classifier", "TOKEN_MERGE"),
+        # The name (ours) and the parameters (theirs) are different nodes of the def.
+        (("structured", "classifier"), "structured", "disjoint-edits"),
+    ],
+)
+def test_resolves_the_confident_hunk_and_keeps_the_other_byte_for_byte(
+    pipeline: tuple[str, ...], stage: str, pattern: str
+) -> None:
+    res = resolve_text(DIFF3_FILE, min_confidence=0.5, use_git=False, pipeline=pipeline)
     first, second = res.hunks
-    assert first.status == "resolved" and first.pattern == "TOKEN_MERGE"
+    assert first.status == "resolved" and first.pattern == pattern and first.stage == stage
     assert first.text == "def load_file(path, mode, encoding=None):\n"
     assert second.status == "abstained"
     h2 = parse_conflicts(DIFF3_FILE)[1]
@@ -120,7 +130,8 @@ def test_resolves_the_confident_hunk_and_keeps_the_other_byte_for_byte() -> None
 
 
 def test_nothing_resolved_above_certainty() -> None:
-    res = resolve_text(DIFF3_FILE, min_confidence=1.01, use_git=False)
+    # The threshold is the classifier's; the structured stage is not confidence-based.
+    res = resolve_text(DIFF3_FILE, min_confidence=1.01, use_git=False, pipeline=("classifier",))
     assert res.text == DIFF3_FILE and res.resolved == 0 and res.remaining == 2
     assert all(h.reason.startswith("confidence") for h in res.hunks)
 
@@ -258,10 +269,15 @@ def test_lsp_api() -> None:
     assert [(h.start_line, h.end_line) for h in hunks] == [(3, 9), (13, 25)]
     edit = lsp.resolve_hunk_edit(DIFF3_FILE, 0)
     assert edit is not None
-    new_text, pattern, confidence = edit
-    assert new_text == "def load_file(path, mode, encoding=None):\n" and pattern == "TOKEN_MERGE"
-    assert 0.0 < confidence <= 1.0
-    assert lsp.action_title(pattern, 0.934) == "Resolve conflict (TOKEN_MERGE, p=0.93)"
+    new_text, pattern, confidence, stage = edit
+    assert new_text == "def load_file(path, mode, encoding=None):\n"
+    assert (pattern, stage, confidence) == ("disjoint-edits", "structured", 0.683)
+    assert lsp.action_title(pattern, confidence, stage) == (
+        "Resolve conflict (structured: disjoint-edits, p=0.68)"
+    )
+    assert lsp.action_title("TOKEN_MERGE", 0.934) == (
+        "Resolve conflict (classifier: TOKEN_MERGE, p=0.93)"
+    )
     assert lsp.resolve_hunk_edit(DIFF3_FILE, 5) is None
     sugg = lsp.suggestions(DIFF3_FILE, 1, k=3)
     assert 1 <= len(sugg) <= 3 and len({s.text for s in sugg}) == len(sugg)
@@ -283,12 +299,13 @@ def test_cli_resolve_json_and_write(tmp_path: Path, capsys: pytest.CaptureFixtur
     out = json.loads(capsys.readouterr().out)
     assert rc == 1  # one hunk is left
     assert [r["status"] for r in out] == ["resolved", "abstained"]
-    assert set(out[0]) >= {"path", "hunk", "status", "pattern", "confidence", "text"}
+    assert set(out[0]) >= {"path", "hunk", "status", "stage", "pattern", "confidence", "text"}
+    assert (out[0]["stage"], out[1]["stage"]) == ("structured", None)
     assert out[0]["path"] == str(f) and out[0]["hunk"] == 0
     assert f.read_text() == DIFF3_FILE  # no --write
     rc = main(["resolve", str(f), "--write", "--min-confidence", "0.5", "--no-git"])
     text_out = capsys.readouterr().out
-    assert "resolved (TOKEN_MERGE" in text_out and rc == 1
+    assert "resolved (structured: disjoint-edits, p=0.68)" in text_out and rc == 1
     assert f.read_text().count("<<<<<<<") == 1
 
 

@@ -13,6 +13,14 @@ Metrics: accuracy (correct / all), precision (correct / resolved), coverage (res
 recall (correct / hunks that some candidate expresses), top-3 accuracy (a correct candidate among
 the classifier's first three, before the threshold), the per-pattern breakdown, and the baselines
 always-ours, always-theirs and token-merge-only (resolve exactly when the token diff3 is clean).
+
+The resolver runs twice on the same files in one run: with its stages (structured, then
+classifier) and as the previous resolver (the classifier alone).  ``stages`` gives accuracy,
+precision and coverage per stage (over all hunks) and in total, ``previous_resolver`` the same
+for the classifier-only run.  ``both_sides_add``: the hunks where each side only adds lines to
+the base, with how many the structured stage resolved wrongly and how many of those differ from
+the human resolution only in the order of the added lines.  ``structured_ms``: time of the
+structured stage per hunk.
 """
 
 from __future__ import annotations
@@ -85,7 +93,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the suite; returns a JSON-able report (also written to ``args.json`` when given)."""
     from holefill.merge.classifier import load_default
     from holefill.merge.patterns import normalize
-    from holefill.merge.resolver import ConflictError, render_conflict, resolve_text
+    from holefill.merge.resolver import PIPELINE, ConflictError, render_conflict, resolve_text
 
     clf = load_default()
     repos_arg = getattr(args, "repos", None)
@@ -126,11 +134,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             pieces.append((before, block, after))
         text = "".join(b + blk + a for b, blk, a in pieces)
         try:
-            res = resolve_text(text, min_confidence=args.min_confidence, use_git=False)
+            res = resolve_text(
+                text, min_confidence=args.min_confidence, use_git=False, pipeline=PIPELINE
+            )
+            previous = resolve_text(
+                text, min_confidence=args.min_confidence, use_git=False, pipeline=("classifier",)
+            )
             if len(res.hunks) != len(group):
                 raise ConflictError("context holds conflict markers")
         except ConflictError:
-            res = None
+            res = previous = None
         if res is not None:
             # Nothing outside the blocks may change.
             expect = "".join(
@@ -147,11 +160,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 continue
             h = res.hunks[k]
             want = normalize(rec["resolution"])
+            assert previous is not None
+            p = previous.hunks[k]
+            row["previous_resolved"] = p.status == "resolved"
+            row["previous_correct"] = p.status == "resolved" and normalize(p.text or "") == want
+            row["structured_ms"] = h.structured_ms
+            row["stage"] = h.stage if h.status == "resolved" else None
             row["top3"] = any(normalize(a.text) == want for a in h.alternatives[:3])
             if h.status == "resolved":
                 row["resolved"] = True
                 row["correct"] = normalize(h.text or "") == want
                 row["pattern"] = h.pattern
+                row["order_only"] = not row["correct"] and _line_multiset(
+                    h.text or ""
+                ) == _line_multiset(rec["resolution"])
             confusion[(h.pattern if h.status == "resolved" else "ABSTAIN", row["label"])] += 1
             rows.append(row)
     return _report(args, clf, rows, confusion, errors, bytes_lost, time.time() - t0)
@@ -159,11 +181,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _record_row(rec: dict[str, Any]) -> dict[str, Any]:
     """Per-record facts that do not depend on the resolver (baselines, expressibility)."""
-    from holefill.merge.diff3 import token_merge
+    from holefill.merge.diff3 import split_lines, token_merge
     from holefill.merge.patterns import Hunk, candidate_texts, normalize
 
     want = normalize(rec["resolution"])
     hunk = Hunk(rec["ours"], rec["base"], rec["theirs"])
+    base_lines = [x for x in split_lines(rec["base"]) if x.strip()]
     tm = token_merge(hunk.base, hunk.ours, hunk.theirs)
     expressible = any(normalize(t) == want for t in candidate_texts(hunk, tm).values())
     return {
@@ -178,6 +201,72 @@ def _record_row(rec: dict[str, Any]) -> dict[str, Any]:
         "tm_clean": tm.clean,
         "tm_correct": tm.clean and normalize(tm.text or "") == want,
         "pattern": None,
+        "stage": None,
+        "previous_resolved": False,
+        "previous_correct": False,
+        "structured_ms": None,
+        "order_only": False,
+        "both_sides_add": all(
+            _is_subsequence(base_lines, [x for x in split_lines(side) if x.strip()])
+            for side in (rec["ours"], rec["theirs"])
+        ),
+    }
+
+
+def _line_multiset(text: str) -> list[str]:
+    from holefill.merge.patterns import normalize
+
+    return sorted(normalize(x) for x in text.splitlines() if x.strip())
+
+
+def _is_subsequence(small: list[str], big: list[str]) -> bool:
+    it = iter(big)
+    return all(any(x == y for y in it) for x in small)
+
+
+def _stage_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Accuracy, precision and coverage of each stage over all hunks, and in total."""
+    n = len(rows)
+    out: dict[str, Any] = {}
+    from holefill.merge.resolver import PIPELINE
+
+    for stage in (*PIPELINE, "total"):
+        sel = [r for r in rows if r["resolved"] and (stage == "total" or r["stage"] == stage)]
+        correct = sum(r["correct"] for r in sel)
+        out[stage] = {
+            "resolved": len(sel),
+            "correct": correct,
+            "accuracy": _ratio(correct, n),
+            "precision": _ratio(correct, len(sel)),
+            "coverage": _ratio(len(sel), n),
+        }
+    return out
+
+
+def _previous_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    n = len(rows)
+    resolved = sum(r["previous_resolved"] for r in rows)
+    correct = sum(r["previous_correct"] for r in rows)
+    return {
+        "resolved": resolved,
+        "correct": correct,
+        "accuracy": _ratio(correct, n),
+        "precision": _ratio(correct, resolved),
+        "coverage": _ratio(resolved, n),
+    }
+
+
+def _timing(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    ms = sorted(r["structured_ms"] for r in rows if r["structured_ms"] is not None)
+    if not ms:
+        return {"hunks": 0}
+    return {
+        "hunks": len(ms),
+        "mean": round(sum(ms) / len(ms), 2),
+        "p50": round(ms[len(ms) // 2], 2),
+        "p95": round(ms[min(len(ms) - 1, int(len(ms) * 0.95))], 2),
+        "max": round(ms[-1], 2),
+        "over_50ms": sum(x > 50 for x in ms),
     }
 
 
@@ -193,6 +282,20 @@ def _report(
     report: dict[str, Any] = {"suite": "merge", "data": str(args.data)}
     report["files"] = "per-hunk" if getattr(args, "per_hunk", False) else "per-merged-file"
     report.update(_summary(rows))
+    report["stages"] = _stage_rows(rows)
+    report["previous_resolver"] = _previous_row(rows)
+    adds = [r for r in rows if r["both_sides_add"]]
+    structured_adds = [r for r in adds if r["stage"] == "structured"]
+    report["both_sides_add"] = {
+        "n": len(adds),
+        "structured_resolved": len(structured_adds),
+        "structured_correct": sum(r["correct"] for r in structured_adds),
+        "structured_wrong": sum(not r["correct"] for r in structured_adds),
+        "structured_wrong_order_only": sum(r["order_only"] for r in structured_adds),
+        "previous_resolved": sum(r["previous_resolved"] for r in adds),
+        "previous_correct": sum(r["previous_correct"] for r in adds),
+    }
+    report["structured_ms"] = _timing(rows)
     report["threshold"] = clf.threshold if args.min_confidence is None else args.min_confidence
     report["repos"] = sorted({r["repo"] for r in rows})
     report["per_repo"] = {
@@ -202,6 +305,7 @@ def _report(
     for pattern in sorted({r["pattern"] for r in rows if r["pattern"]}):
         sel = [r for r in rows if r["pattern"] == pattern]
         per_pattern[pattern] = {
+            "stage": sel[0]["stage"],
             "resolved": len(sel),
             "correct": sum(r["correct"] for r in sel),
             "precision": _ratio(sum(r["correct"] for r in sel), len(sel)),

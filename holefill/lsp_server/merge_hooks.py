@@ -132,14 +132,14 @@ async def code_actions(ls: Any, params: types.CodeActionParams) -> list[types.Co
 
     actions = [
         types.CodeAction(
-            title=ls.merge.action_title(pattern, confidence),
+            title=ls.merge.action_title(pattern, confidence, stage),
             kind=types.CodeActionKind.QuickFix,
             edit=edit(_block_range(text, hunk, encoding), new_text),
             is_preferred=True,
         )
         for hunk, found in edits
         if found is not None
-        for new_text, pattern, confidence in [found]
+        for new_text, pattern, confidence, stage in [found]
     ]
     if resolved != text:
         whole = types.Range(types.Position(0, 0), end_position(text, encoding))

@@ -62,7 +62,8 @@ def register(subparsers: Any) -> None:
         type=_confidence,
         default=None,
         metavar="X",
-        help="confidence threshold (default: the classifier's, chosen for precision)",
+        help="confidence threshold for both stages (default: the classifier's, chosen for "
+        "precision, and 0.9 for structured merges)",
     )
     p.add_argument("--marker-size", type=int, default=None, help="default: detected")
     p.add_argument("--no-git", action="store_true", help="do not look at git's index stages")
@@ -104,6 +105,7 @@ def _hunk_records(path: str, res: FileResolution) -> list[dict[str, Any]]:
                 "path": path,
                 "hunk": r.hunk.index,
                 "status": r.status,
+                "stage": r.stage,
                 "pattern": r.pattern,
                 "confidence": None if r.confidence is None else round(r.confidence, 4),
                 "text": r.text,
@@ -145,7 +147,7 @@ def main_resolve(args: argparse.Namespace) -> int:
             continue
         for r in recs:
             if r["status"] == "resolved":
-                line = f"resolved ({r['pattern']}, p={r['confidence']:.2f})"
+                line = f"resolved ({r['stage']}: {r['pattern']}, p={r['confidence']:.2f})"
             elif r["pattern"]:
                 line = f"abstained: {r['reason']} (best {r['pattern']})"
             else:

@@ -3,8 +3,9 @@
 No pygls here.  Lines are 0-based; a hunk spans ``start_line``..``end_line`` inclusive (the
 ``<<<<<<<`` and ``>>>>>>>`` lines), so the edit range for a code action is
 ``(start_line, 0)``..``(end_line + 1, 0)`` (or the end of the document when the end marker is the
-last line without a line end).  Suggested titles: ``Resolve conflict (PATTERN, p=0.93)`` per hunk
-and ``Resolve all conflicts`` for the whole file.
+last line without a line end).  Titles name the stage that produced the edit:
+``Resolve conflict (structured: disjoint-edits, p=0.68)`` or ``Resolve conflict (classifier: OURS,
+p=0.93)`` per hunk, and ``Resolve all conflicts`` for the whole file.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class HunkSuggestion:
     text: str
     pattern: str
     confidence: float
+    stage: str = "classifier"
 
 
 def conflict_hunks(text: str, marker_size: int | None = None) -> list[ConflictHunk]:
@@ -63,8 +65,8 @@ def _resolve_one(
 
 def resolve_hunk_edit(
     text: str, hunk_index: int, path: str | None = None, min_confidence: float = 0.0
-) -> tuple[str, str, float] | None:
-    """``(new_hunk_text, pattern, confidence)`` to replace hunk ``hunk_index``, or None.
+) -> tuple[str, str, float, str] | None:
+    """``(new_hunk_text, pattern, confidence, stage)`` to replace hunk ``hunk_index``, or None.
 
     The user asks for it explicitly, so by default any confidence is offered (the title shows
     it); the candidate must still keep the file parseable.  ``path`` lets a two-way block take its
@@ -73,7 +75,7 @@ def resolve_hunk_edit(
     r = _resolve_one(text, hunk_index, path, min_confidence)
     if r is None or r.status != "resolved" or r.text is None or r.pattern is None:
         return None
-    return r.text, r.pattern, float(r.confidence or 0.0)
+    return r.text, r.pattern, float(r.confidence or 0.0), r.stage or "classifier"
 
 
 def suggestions(
@@ -88,7 +90,9 @@ def suggestions(
         return []
     out: list[HunkSuggestion] = []
     if r.status == "resolved" and r.text is not None and r.pattern is not None:
-        out.append(HunkSuggestion(r.text, r.pattern, float(r.confidence or 0.0)))
+        out.append(
+            HunkSuggestion(r.text, r.pattern, float(r.confidence or 0.0), r.stage or "classifier")
+        )
     for alt in r.alternatives:
         if len(out) >= k:
             break
@@ -102,6 +106,7 @@ def resolve_all(text: str, path: str | None = None, min_confidence: float | None
     return resolve_text(text, path=path, min_confidence=min_confidence).text
 
 
-def action_title(pattern: str, confidence: float) -> str:
-    """The code-action title for a hunk resolution."""
-    return f"Resolve conflict ({pattern}, p={confidence:.2f})"
+def action_title(pattern: str, confidence: float, stage: str = "classifier") -> str:
+    """The code-action title for a hunk resolution; it names the stage that produced it and its
+    confidence (a structured merge's is the training precision of its rule class)."""
+    return f"Resolve conflict ({stage}: {pattern}, p={confidence:.2f})"

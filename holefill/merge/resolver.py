@@ -1,8 +1,21 @@
 """Resolve files with conflict markers; abstain when unsure; never touch bytes outside hunks.
 
+Each hunk goes through named stages in order (``PIPELINE``); the first stage that resolves it
+wins, and the stage's name is recorded on the result:
+
+* ``structured`` (``structured.py``): a syntax-tree merge of the three sides in their file
+  context; it produces a merge only when the two sides' changes touch different nodes or
+  commute.  Its confidence is the training-repository precision of the merge's rule class
+  (``structured.CLASS_CONFIDENCE``); by default it must reach ``STRUCTURED_MIN_CONFIDENCE``, an
+  explicit ``min_confidence`` replaces that.  It needs a real base (diff3 markers or git's index),
+  never a pseudo-base.
+* ``classifier``: MergeBERT-style candidates ranked by the classifier.  The stages compete: a
+  structured merge that passed its gate still loses to a classifier candidate with a different
+  text and a higher confidence (at least the classifier's threshold).
+
 A hunk is replaced by a candidate only when
 
-1. the classifier's confidence in the candidate is at least the threshold, and
+1. its confidence is at least its stage's threshold, and
 2. the file parses with the candidate in place (``ast``; the other hunks hold their already chosen
    resolution, or their "ours" side).  When the file does not parse even with the sides (a fragment,
    or a file broken elsewhere), tree-sitter decides: the candidate must not add syntax errors
@@ -20,13 +33,15 @@ import re
 import stat
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .classifier import MergeClassifier, ScoredCandidate, featurize, load_default
 from .diff3 import diff_matches, split_lines, token_merge, tokenize
-from .patterns import Hunk
+from .patterns import Hunk, normalize
+from .structured import merge_hunk, profile_for_path
 from .syntax import ast_parses, ts_error_count
 
 __all__ = [
@@ -35,6 +50,8 @@ __all__ = [
     "ConflictHunk",
     "FileResolution",
     "HunkResult",
+    "PIPELINE",
+    "STRUCTURED_MIN_CONFIDENCE",
     "atomic_write",
     "decode_source",
     "git_index_base",
@@ -45,6 +62,10 @@ __all__ = [
 ]
 
 CONTEXT_LINES = 5  # lines of context the classifier sees on each side (as in the training data)
+PIPELINE: tuple[str, ...] = ("structured", "classifier")  # stage names, tried in this order
+# By default a structured merge is taken only when its rule class reached this precision on the
+# training repositories (structured.CLASS_CONFIDENCE); an explicit min_confidence replaces it.
+STRUCTURED_MIN_CONFIDENCE = 0.9
 DEFAULT_MARKER_SIZE = 7
 
 
@@ -87,6 +108,9 @@ class HunkResult:
     reason: str = ""
     base_source: str = "markers"  # markers | git-index | two-way | given
     alternatives: tuple[ScoredCandidate, ...] = ()
+    stage: str | None = None  # the stage that resolved it ("structured" | "classifier")
+    structured_ms: float | None = None  # time the structured stage took on this hunk
+    sites: tuple[tuple[str, str], ...] = ()  # structured: (rule, context) of each merge step
 
 
 @dataclass(frozen=True)
@@ -427,6 +451,7 @@ def resolve_text(
     use_git: bool = True,
     only: Callable[[int], bool] | None = None,
     hunks: Sequence[ConflictHunk] | None = None,
+    pipeline: Sequence[str] = PIPELINE,
 ) -> FileResolution:
     """Resolve the conflict blocks of ``text``.
 
@@ -435,13 +460,24 @@ def resolve_text(
     repository with an unmerged index, from git's index stages; else from the two sides only.
     ``only(i)`` limits resolving to some hunks (the others are kept as they are).  ``hunks``: the
     blocks when the caller already knows them (the merge driver), else they are parsed from text.
+    ``pipeline``: the stages to run, in order (``("classifier",)`` is the resolver before the
+    structured stage existed).
     """
+    unknown = set(pipeline) - set(PIPELINE)
+    if unknown:
+        raise ValueError(f"unknown resolver stage(s): {sorted(unknown)}")
     if hunks is None:
         hunks = parse_conflicts(text, marker_size)
     if not hunks:
         return FileResolution(text, ())
+    profile = profile_for_path(None if path is None else str(path))
     clf = classifier or load_default()
     threshold = clf.threshold if min_confidence is None else float(min_confidence)
+    structured_threshold = (
+        max(clf.threshold, STRUCTURED_MIN_CONFIDENCE)
+        if min_confidence is None
+        else float(min_confidence)
+    )
     if stages is None and use_git and path is not None and any(h.base is None for h in hunks):
         stages = git_index_base(path)
 
@@ -485,6 +521,48 @@ def resolve_text(
                 source = "two-way"
         hunk = Hunk(h.ours, base, h.theirs)
         before, after = assemble(i, _SPLIT).split(_SPLIT, 1)
+        structured_ms: float | None = None
+        structured_reason = ""
+        structured: ScoredCandidate | None = None  # a structured merge that passed its gate
+        sites: tuple[tuple[str, str], ...] = ()
+        # A pseudo-base (two-way markers, no index) is not what the sides were edited from, so
+        # the structured stage would see invented deletions: it only runs with a real base.
+        if "structured" in pipeline and source != "two-way":
+            t0 = time.perf_counter()
+            merged = merge_hunk(before, base, h.ours, h.theirs, after, profile)
+            structured_ms = (time.perf_counter() - t0) * 1000.0
+            if merged.text is not None:
+                cand = ScoredCandidate(merged.rule or "structured", merged.text, merged.confidence)
+                if merged.confidence < structured_threshold:
+                    structured_reason = (
+                        f"structured ({cand.pattern}): confidence {merged.confidence:.2f} < "
+                        f"{structured_threshold:.2f}"
+                    )
+                elif _first_valid([cand], lambda t, i=i: assemble(i, t), h.ours, h.theirs):
+                    structured, sites = cand, merged.sites
+                else:
+                    structured_reason = "structured: the merge does not parse"
+            else:
+                structured_reason = f"structured: {merged.reason}"
+        if "classifier" not in pipeline:
+            if structured is not None:
+                chosen[i] = structured.text
+            results.append(
+                HunkResult(
+                    h,
+                    "resolved" if structured is not None else "abstained",
+                    structured.pattern if structured is not None else None,
+                    structured.confidence if structured is not None else None,
+                    structured.text if structured is not None else None,
+                    structured_reason,
+                    source,
+                    (),
+                    "structured" if structured is not None else None,
+                    structured_ms,
+                    sites,
+                )
+            )
+            continue
         feats = featurize(
             hunk,
             _last_lines(before, CONTEXT_LINES),
@@ -502,14 +580,61 @@ def resolve_text(
             h.theirs,
         )
         alternatives = tuple(ranked[:3])
+        if structured is not None and not (
+            # The stages compete: a classifier more confident in a different text wins.
+            best is not None
+            and best.confidence >= eff_threshold
+            and best.confidence > structured.confidence
+            and normalize(best.text) != normalize(structured.text)
+        ):
+            chosen[i] = structured.text
+            results.append(
+                HunkResult(
+                    h,
+                    "resolved",
+                    structured.pattern,
+                    structured.confidence,
+                    structured.text,
+                    "",
+                    source,
+                    alternatives,
+                    "structured",
+                    structured_ms,
+                    sites,
+                )
+            )
+            continue
+        if structured is not None:
+            structured_reason = (
+                f"structured ({structured.pattern}, p={structured.confidence:.2f}) lost to the "
+                "classifier"
+            )
+        prefix = f"{structured_reason}; classifier: " if structured_reason else ""
         if best is None:
             decision = HunkResult(
-                h, "abstained", None, None, None, "no candidate parses", source, alternatives
+                h,
+                "abstained",
+                None,
+                None,
+                None,
+                prefix + "no candidate parses",
+                source,
+                alternatives,
+                structured_ms=structured_ms,
             )
         elif best.confidence >= eff_threshold:
             chosen[i] = best.text
             decision = HunkResult(
-                h, "resolved", best.pattern, best.confidence, best.text, "", source, alternatives
+                h,
+                "resolved",
+                best.pattern,
+                best.confidence,
+                best.text,
+                prefix.removesuffix("; classifier: "),
+                source,
+                alternatives,
+                "classifier",
+                structured_ms,
             )
         else:
             reason = f"confidence {best.confidence:.2f} < {eff_threshold:.2f}"
@@ -519,9 +644,10 @@ def resolve_text(
                 best.pattern,
                 best.confidence,
                 best.text,
-                reason,
+                prefix + reason,
                 source,
                 alternatives,
+                structured_ms=structured_ms,
             )
         results.append(decision)
 
@@ -595,7 +721,7 @@ class MergeResult:
 
     text: str
     conflicts: int  # conflict blocks left in ``text``
-    resolved: int  # line-level conflicts resolved by the classifier
+    resolved: int  # line-level conflicts resolved (by the structured stage or the classifier)
     hunks: tuple[HunkResult, ...] = ()
 
 
@@ -657,6 +783,7 @@ def merge_texts(
     if is_python_path(path):
         res = resolve_text(
             text,
+            path=path,
             min_confidence=min_confidence,
             classifier=classifier,
             use_git=False,
