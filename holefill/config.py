@@ -32,12 +32,11 @@ class Settings:
     typed_holes: bool = False
     context_budget_tokens: int = 256
     # LANCE (RESEARCH §5): after `recv.` with a workspace receiver, the attribute name the model
-    # writes must be one of its members (constrain_api_names), and optionally their signatures
-    # go before the file text (api_context, within api_budget_tokens). `holefill bench api` on
-    # pygls / jedi / hypothesis (README): the constraint lifts API-name top-1 from 0.44 / 0.40 /
-    # 0.27 to 0.56 / 0.63 / 0.37 and made-up names from 25-53% to 0-7%; adding the block on top
-    # gave 0.62 / 0.63 / 0.30 (no consistent gain) and costs prompt tokens, so it is off.
-    api_context: bool = False
+    # writes must be one of its members (constrain_api_names), and their signatures go before
+    # the file text (api_context, within api_budget_tokens). On for the code model by evidence:
+    # the block on top of the constraint raised API-name top-1 on pip / rich / jedi (BENCHMARKS.md
+    # "2026-12-03", api); with SmolLM2 it had shown no consistent gain.
+    api_context: bool = True
     api_budget_tokens: int = 200
     constrain_api_names: bool = True
     # Weight of the workspace's name prior (api.rank_scores) against the model's logits while
@@ -62,9 +61,11 @@ class Settings:
     # 0.05 (edit similarity 0.58 vs 0.54) for 1.05-1.16x greedy's generation time (two runs);
     # the first draft matches as often as greedy's; editors cycle through the others.
     drafts: int = 3
-    # N-gram tables of the workspace mixed into the drafts' scores (weight ngram_alpha). Off: on
-    # the same bench (leave-one-out package tables) best-of-3 fell to 0.075, fewer drafts left.
-    ngram: bool = False
+    # N-gram tables of the workspace mixed into the drafts' scores (weight ngram_alpha). On since
+    # the code model is the default: on the same bench (leave-one-out package tables, 20 tasks)
+    # its best-of-3 exact match rose from 0.05 to 0.20, the first draft's stayed 0.05 (SmolLM2:
+    # 0.10 -> 0.075, so it was off). BENCHMARKS.md "2026-12-03".
+    ngram: bool = True
     ngram_alpha: float = 0.54  # RESEARCH §2.3 params/p15_d3_mixed.json
     ngram_max_mb: int = 64
     # Sharpens the shared distribution. The paper's 0.06 (tuned on prose) kept the drafts close

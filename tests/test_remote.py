@@ -119,7 +119,7 @@ def test_prompt_has_the_api_block_and_error_feedback() -> None:
     text = source[: source.index("cart.add_item") + len("cart.")]
     path = str(repo / "app.py")
     feedback = error_feedback(["name 'nope' is not defined"])
-    on = Settings().updated({"api_context": True})  # off by default (BENCHMARKS: api)
+    on = Settings().updated({"api_context": True})  # on by default since 2026-12-03 (BENCHMARKS: api); explicit here
     prompt, _ = build_prompt(text, len(text), on, path, str(repo), ApiIndex.build(repo), feedback)
     assert prompt.startswith("# Local APIs of shop.cart.Cart") and "# Cart.add_item(" in prompt
     assert prompt.index("# Cart.add_item(") < prompt.index(feedback) < prompt.index(text[-60:])
