@@ -38,9 +38,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from holefill.benchmarks.merge import conflict_pieces, file_groups  # noqa: E402
 from holefill.merge.classifier import load_default  # noqa: E402
 from holefill.merge.patterns import normalize  # noqa: E402
-from holefill.merge.resolver import ConflictError, render_conflict, resolve_text  # noqa: E402
+from holefill.merge.resolver import ConflictError, resolve_text  # noqa: E402
 from holefill.merge.structured import rule_class  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "merge" / "conflicts_train.jsonl"
@@ -52,18 +53,9 @@ def _lines(text: str) -> list[str]:
 
 def hunk_rows(records: list[dict[str, Any]], classifier: bool = False) -> list[dict[str, Any]]:
     """One row per record: what the structured stage did with it."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for rec in records:
-        groups.setdefault((rec.get("merge_sha", ""), rec.get("path", "")), []).append(rec)
     rows: list[dict[str, Any]] = []
-    for group in groups.values():
-        pieces = []
-        for rec in group:
-            before, after = rec.get("context_before", ""), rec.get("context_after", "")
-            if after and not after.endswith("\n"):
-                after += "\n"
-            pieces.append(before + render_conflict(rec["ours"], rec["base"], rec["theirs"]) + after)
-        text = "".join(pieces)
+    for group in file_groups(records):
+        text = "".join(b + blk + a for b, blk, a in conflict_pieces(group))
         try:
             res = resolve_text(text, min_confidence=0.0, use_git=False, pipeline=("structured",))
             clf = (

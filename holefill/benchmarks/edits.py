@@ -233,6 +233,7 @@ def fim_walks(engine: CompletionEngine, n: int, seed: int) -> dict:
     import torch
 
     from holefill.kvcache.fim_session import FimSession
+    from holefill.kvcache.session import PREFILL_CHUNK
 
     rng = random.Random(seed)
     texts = [(package_dir(f.split("/")[0]) / f.split("/")[1]).read_text(encoding="utf-8")
@@ -260,15 +261,15 @@ def fim_walks(engine: CompletionEngine, n: int, seed: int) -> dict:
             prompt = session.prepare(cursor, [], engine.can_heal)
             session.sync(prompt.visible)
             update_ms = (time.perf_counter() - t0) * 1000
-            last = torch.tensor(session.tokens[prompt.visible:])
-            session.end_scratch()
-            got = session.scratch_forward(last, prompt.visible, (prompt.visible,) * 2)[-1]
+            hide = session.begin_scratch(prompt.visible)
+            got = session.scratch_forward(session.tokens[prompt.visible:], prompt.visible,
+                                          hide)[-1]
             session.end_scratch()
             t1 = time.perf_counter()
             fresh = engine.decoder.new_cache(len(session.tokens) + 8)
             ids = torch.tensor(session.tokens)
-            for a in range(0, len(ids), 256):
-                out = engine.decoder.forward(fresh, ids[a:a + 256])
+            for a in range(0, len(ids), PREFILL_CHUNK):  # as a session encodes
+                out = engine.decoder.forward(fresh, ids[a:a + PREFILL_CHUNK])
             fresh_ms = (time.perf_counter() - t1) * 1000
             want = out[-1]
             lp, lq = torch.log_softmax(want, -1), torch.log_softmax(got, -1)

@@ -19,7 +19,6 @@ import torch
 from transformers import DynamicCache
 
 from holefill.benchmarks.common import sample_code, timed
-from holefill.completion.decoder import Decoder
 from holefill.completion.model import load_model
 
 
@@ -77,12 +76,7 @@ def run(args: argparse.Namespace) -> dict:
         torch.set_num_threads(settings.threads)
     threads = torch.get_num_threads()
     loaded = load_model(settings.model, settings.device, settings.dtype)
-    if loaded.state is not None:
-        ours = Decoder.from_state(loaded.config, loaded.state, loaded.info.dtype,
-                                  loaded.info.device,
-                                  int4_layout=loaded.info.extra.get("int4_layout"))
-    else:
-        ours = Decoder(loaded.hf_model, loaded.info.dtype)
+    ours = loaded.decoder()
     prefill_lengths = [int(x) for x in args.prefill_lengths.split(",")]
     contexts = [int(x) for x in args.decode_contexts.split(",")]
     need = max(prefill_lengths + contexts) + args.decode_steps + 8

@@ -89,11 +89,36 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def file_groups(records: list[dict[str, Any]], per_hunk: bool = False
+                ) -> list[list[dict[str, Any]]]:
+    """Hunks of one file in one merge form one file, as the merge driver sees them (in record
+    order); `per_hunk`: each hunk a file of its own."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for k, rec in enumerate(records):
+        key = (str(k), "") if per_hunk else (rec.get("merge_sha", ""), rec.get("path", ""))
+        groups.setdefault(key, []).append(rec)
+    return list(groups.values())
+
+
+def conflict_pieces(group: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(context before, conflict block, context after) per hunk of a file group; joined in
+    order they are the conflicted file."""
+    from holefill.merge.resolver import render_conflict
+
+    pieces = []
+    for rec in group:
+        before, after = rec.get("context_before", ""), rec.get("context_after", "")
+        if after and not after.endswith("\n"):
+            after += "\n"
+        pieces.append((before, render_conflict(rec["ours"], rec["base"], rec["theirs"]), after))
+    return pieces
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the suite; returns a JSON-able report (also written to ``args.json`` when given)."""
     from holefill.merge.classifier import load_default
     from holefill.merge.patterns import normalize
-    from holefill.merge.resolver import PIPELINE, ConflictError, render_conflict, resolve_text
+    from holefill.merge.resolver import PIPELINE, ConflictError, resolve_text
 
     clf = load_default()
     repos_arg = getattr(args, "repos", None)
@@ -112,26 +137,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "limit", None):
         records = records[: args.limit]
 
-    # Hunks of one file in one merge form one file, as the merge driver sees them: each hunk in
-    # its recorded context, in record order.
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for k, rec in enumerate(records):
-        key = (rec.get("merge_sha", ""), rec.get("path", ""))
-        groups.setdefault((str(k), "") if getattr(args, "per_hunk", False) else key, []).append(rec)
-
     t0 = time.time()
     rows: list[dict[str, Any]] = []
     confusion: Counter[tuple[str, str]] = Counter()
     errors = 0
     bytes_lost = 0
-    for group in groups.values():
-        pieces = []
-        for rec in group:
-            before, after = rec.get("context_before", ""), rec.get("context_after", "")
-            if after and not after.endswith("\n"):
-                after += "\n"
-            block = render_conflict(rec["ours"], rec["base"], rec["theirs"])
-            pieces.append((before, block, after))
+    for group in file_groups(records, per_hunk=getattr(args, "per_hunk", False)):
+        pieces = conflict_pieces(group)
         text = "".join(b + blk + a for b, blk, a in pieces)
         try:
             res = resolve_text(

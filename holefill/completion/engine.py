@@ -198,12 +198,7 @@ class CompletionEngine:
         self.tokenizer = loaded.tokenizer
         self.info: ModelInfo = loaded.info
         try:
-            if loaded.state is not None:  # the engine's own weight file (built-in models)
-                self.decoder = Decoder.from_state(loaded.config, loaded.state, loaded.info.dtype,
-                                                  loaded.info.device,
-                                                  int4_layout=loaded.info.extra.get("int4_layout"))
-            else:
-                self.decoder = Decoder(loaded.hf_model, loaded.info.dtype)
+            self.decoder = loaded.decoder()
             self.info.decoder = "holefill"
             self.info.dtype = self.decoder.dtype_name
             self.pie_unsupported = pie_unsupported_reason(loaded.config)
@@ -224,9 +219,9 @@ class CompletionEngine:
         if settings.fim == "auto" and not self.info.extra.get("fim_by_default", True):
             self.fim = None  # measured worse with FIM (model.BuiltinModel.fim_by_default)
         self.fim_ids: FimIds | None = None
+        special_ids = set(getattr(self.tokenizer, "all_special_ids", []) or [])
         self._special = {t: i for t, i in vocab.items() if len(t) > 2 and t[0] in "<▁" and
-                         i in set(getattr(self.tokenizer, "all_special_ids", []) or [])
-                         or t in fim.SPECIAL_TOKENS}
+                         i in special_ids or t in fim.SPECIAL_TOKENS}
         if self.fim is not None:
             self.fim_ids = FimIds(vocab[self.fim.prefix], vocab[self.fim.suffix],
                                   vocab[self.fim.middle])
@@ -302,16 +297,8 @@ class CompletionEngine:
                  ) -> list[int]:
         """Token ids before the FIM prompt: snippets of other files in the model family's
         repository format, then the error round's feedback (as comments atop the file)."""
-        import os
-
         assert self.fim is not None
-        repo = os.path.basename(os.path.normpath(req.workspace)) if req.workspace else None
-        rel = None
-        if req.path:
-            rel = os.path.basename(req.path)
-            if req.workspace:
-                candidate = os.path.relpath(req.path, req.workspace)
-                rel = rel if candidate.startswith("..") else candidate.replace(os.sep, "/")
+        rel, repo = fim.file_names(req.path, req.workspace)
         ids: list[int] = []
         for text, special in self.fim.head_parts(files, rel, repo):
             ids += [self._special[text]] if special and text in self._special else (

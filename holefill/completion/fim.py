@@ -18,6 +18,7 @@ Models without FIM tokens (SmolLM2) keep the prefix-only path.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 FIM_MODES = ("auto", "on", "off", "qwen", "starcoder", "deepseek", "codellama")
@@ -146,3 +147,20 @@ def suffix_window(doc: str, cursor: int, chars: int, align: int = 512) -> int:
         return len(doc)
     newline = doc.find("\n", end)
     return len(doc) if newline < 0 else newline + 1
+
+
+def file_names(path: str | None, workspace: str | None) -> tuple[str | None, str | None]:
+    """(the file's path for the repository format, the repository's name): relative to the
+    workspace when inside it, else the base name; the workspace folder's name. The local engine
+    and the remote backend name files alike."""
+    repo = os.path.basename(os.path.normpath(workspace)) if workspace else None
+    if not path:
+        return None, repo
+    rel = os.path.basename(path)
+    if workspace:
+        try:
+            candidate = os.path.relpath(path, workspace)
+        except ValueError:  # another drive (Windows)
+            return rel, repo
+        rel = rel if candidate.startswith("..") else candidate.replace(os.sep, "/")
+    return rel, repo

@@ -407,6 +407,17 @@ class LoadedModel:
             self.hf_model = reference_model(self.config, self.state)
         return self.hf_model
 
+    def decoder(self) -> Any:
+        """The engine's own decoder with these weights: from the engine's weight file where
+        there is one, else from the transformers model (UnsupportedModel for architectures it
+        does not implement)."""
+        from holefill.completion.decoder import Decoder
+
+        if self.state is not None:
+            return Decoder.from_state(self.config, self.state, self.info.dtype, self.info.device,
+                                      int4_layout=self.info.extra.get("int4_layout"))
+        return Decoder(self.hf_model, self.info.dtype)
+
 
 def load_model(model: str = EMBEDDED_MODEL, device: str = "auto", dtype: str = "auto",
                allow_download: bool = True) -> LoadedModel:

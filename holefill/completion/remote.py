@@ -149,7 +149,7 @@ def build_prompt(text: str, offset: int, settings: Settings, path: str | None = 
     start = window_start(text, offset, window_chars(settings.max_prompt_tokens)[1])
     line = max(start, text.rfind("\n", 0, offset) + 1)
     end = fim.suffix_window(text, offset, settings.fim_suffix_chars)
-    rel, repo = fim_names(path, workspace)
+    rel, repo = fim.file_names(path, workspace)
     head = template.head(header.files, rel, repo) + feedback
     middle = text[line:offset].rstrip(" \t")  # the blanks are the model's to write (fim_heal)
     prompt = template.prompt(text[start:line], text[offset:end], head) + middle
@@ -175,23 +175,6 @@ def unheal(text: str, heal: str) -> str:
     if heal.startswith(text):
         return ""
     return text[len(text) - len(text.lstrip(" \t")):]
-
-
-def fim_names(path: str | None, workspace: str | None) -> tuple[str | None, str | None]:
-    """(the file's path for the repository format, the repository's name), as the local
-    engine's `fim_head` names them: relative to the workspace when inside it, else the base
-    name; the workspace folder's name."""
-    repo = os.path.basename(os.path.normpath(workspace)) if workspace else None
-    if not path:
-        return None, repo
-    rel = os.path.basename(path)
-    if workspace:
-        try:
-            candidate = os.path.relpath(path, workspace)
-        except ValueError:  # another drive (Windows)
-            return rel, repo
-        rel = rel if candidate.startswith("..") else candidate.replace(os.sep, "/")
-    return rel, repo
 
 
 def parse_usage(usage: Any) -> tuple[int, int | None, int]:

@@ -399,6 +399,16 @@ def _span_nodes(tree: ast.AST, line0: int, line1: int):
         stack.extend(ast.iter_child_nodes(node))
 
 
+def _handler_or_pattern_name(node: ast.AST) -> str | None:
+    """The name an `except ... as name` or a match pattern (`case x`, `*rest`, `**rest`)
+    binds, if the node is one that binds a name."""
+    if isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)):
+        return node.name
+    if isinstance(node, ast.MatchMapping):
+        return node.rest
+    return None
+
+
 def _bound_names(nodes, declared: set[str] | None = None) -> tuple[set[str], bool]:
     """Names bound by the nodes (any scope), and whether names are bound dynamically. Names
     declared `global` are also added to `declared`."""
@@ -420,12 +430,8 @@ def _bound_names(nodes, declared: set[str] | None = None) -> tuple[set[str], boo
             bound.update(node.names)
             if declared is not None and isinstance(node, ast.Global):
                 declared.update(node.names)
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            bound.add(node.name)
-        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
-            bound.add(node.name)
-        elif isinstance(node, ast.MatchMapping) and node.rest:
-            bound.add(node.rest)
+        elif bound_here := _handler_or_pattern_name(node):
+            bound.add(bound_here)
         elif type(node).__name__ in ("TypeVar", "ParamSpec", "TypeVarTuple"):
             bound.add(getattr(node, "name", ""))
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
@@ -458,12 +464,8 @@ def _module_names(tree: ast.Module) -> set[str]:
             continue
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             out.update(a.asname or a.name.split(".")[0] for a in node.names)
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            out.add(node.name)
-        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
-            out.add(node.name)
-        elif isinstance(node, ast.MatchMapping) and node.rest:
-            out.add(node.rest)
+        elif bound_here := _handler_or_pattern_name(node):
+            out.add(bound_here)
         stack.extend(ast.iter_child_nodes(node))
     return out
 
